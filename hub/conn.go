@@ -1,0 +1,580 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/dashstream/dashstream/store"
+)
+
+// ServeHTTP upgrades /ws requests. Checks run before the upgrade, in this
+// order: token (401), origin (403), global cap (503), per-IP cap (429).
+// A limit slot is released on every path.
+func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !Authorized(r, h.cfg.AuthToken, h.cfg.AdminToken) {
+		h.countReject("auth")
+		http.Error(w, "missing or wrong token (DASHSTREAM_AUTH_TOKEN)", http.StatusUnauthorized)
+		return
+	}
+	if !h.limiter.originAllowed(r) {
+		h.countReject("origin")
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return
+	}
+	ip := h.limiter.clientIP(r)
+	switch h.limiter.acquire(ip) {
+	case "global":
+		h.countReject("global")
+		http.Error(w, "server at its connection limit", http.StatusServiceUnavailable)
+		return
+	case "per_ip":
+		h.countReject("per_ip")
+		if h.metrics != nil {
+			h.metrics.RejectedConnections.Inc()
+		}
+		http.Error(w, "Too many connections from this IP", http.StatusTooManyRequests)
+		return
+	}
+	defer h.limiter.release(ip)
+
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		InsecureSkipVerify: true, // origins are checked above (D5)
+		CompressionMode:    websocket.CompressionDisabled,
+	})
+	if err != nil {
+		return
+	}
+	c := newConn(h, ws, ip, r.URL.Query().Get("batch") == "1", isAdmin(r, h.cfg.AdminToken))
+	if !h.register(c) {
+		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer h.unregister(c)
+	c.run()
+}
+
+func (h *Hub) countReject(reason string) {
+	if h.metrics != nil {
+		h.metrics.RejectedLimit.WithLabelValues(reason).Inc()
+	}
+}
+
+// conn is one WebSocket connection. Its reader goroutine parses control
+// frames; its writer goroutine (run) is the only one that writes, so a
+// cursor frame and its binary frame always leave back to back.
+type conn struct {
+	h     *Hub
+	ws    *websocket.Conn
+	ip    string
+	batch bool
+	admin bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wake   chan struct{}
+	ctrl   chan control
+
+	closeOnce sync.Once
+
+	// Writer-owned state.
+	cursors     map[int32]int64 // last offset delivered per partition; absent = never (−1)
+	capped      map[int32]bool  // partitions held back by REPLAY_MAX_TOTAL until the next resume
+	live        bool            // reached the live tail since the last resume
+	replaying   bool
+	lagInWindow int64
+	cumLag      int64
+	windowStart time.Time
+	scratch     []*Entry
+	pending     []*Entry // D6 batch being built
+	pendingSize int
+	stash       []control // controls that arrived during a replay
+}
+
+func newConn(h *Hub, ws *websocket.Conn, ip string, batch, admin bool) *conn {
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &conn{h: h, ws: ws, ip: ip, batch: batch, admin: admin, ctx: ctx, cancel: cancel,
+		wake: make(chan struct{}, 1), ctrl: make(chan control, 4),
+		cursors: map[int32]int64{}, capped: map[int32]bool{}, windowStart: time.Now()}
+	// Live from now: a client that never resumes gets what is committed
+	// after it connected.
+	for p, n := range h.tail.Next() {
+		c.cursors[p] = n - 1
+	}
+	return c
+}
+
+func (c *conn) wakeUp() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// closeWith closes the connection with an application close code.
+func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		if c.h.metrics != nil {
+			c.h.metrics.ClosedByCode.WithLabelValues(strconv.Itoa(int(code))).Inc()
+		}
+		go func() {
+			c.ws.Close(code, reason)
+			c.cancel()
+		}()
+	})
+}
+
+func (c *conn) run() {
+	c.ws.SetReadLimit(c.h.cfg.ControlReadLimit)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.readLoop()
+	}()
+	c.wakeUp()
+	err := c.writeLoop()
+	var ce closeError
+	switch {
+	case errors.As(err, &ce):
+		c.closeWith(ce.code, ce.reason)
+	case err != nil && c.ctx.Err() == nil:
+		c.h.log.Debug("connection ended", "ip", c.ip, "err", err)
+		c.closeWith(websocket.StatusInternalError, "write failed")
+	}
+	c.cancel()
+	c.ws.CloseNow()
+	<-done
+}
+
+// closeError ends a connection with a close code.
+type closeError struct {
+	code   websocket.StatusCode
+	reason string
+}
+
+func (e closeError) Error() string { return fmt.Sprintf("close %d: %s", e.code, e.reason) }
+
+// readLoop reads inbound frames. Protocol pings are answered by the
+// library while reading.
+func (c *conn) readLoop() {
+	defer c.cancel()
+	for {
+		typ, data, err := c.ws.Read(c.ctx)
+		if err != nil {
+			if strings.Contains(err.Error(), "read limited") && c.h.metrics != nil {
+				c.h.metrics.ControlOversized.Inc() // the transport closed with 1009
+			}
+			return
+		}
+		if typ != websocket.MessageText {
+			continue
+		}
+		var ctl control
+		if len(data) > c.h.cfg.MaxControlFrameSize {
+			if c.h.metrics != nil {
+				c.h.metrics.ControlOversized.Inc()
+			}
+			ctl = control{Type: "oversized"}
+		} else {
+			ctl, err = parseControl(data)
+			var le *limitError
+			switch {
+			case errors.As(err, &le):
+				ctl = control{Type: "limit", Token: le.Code + "\x00" + le.Message}
+			case err != nil:
+				if c.h.metrics != nil {
+					c.h.metrics.ControlParseFailures.Inc()
+				}
+				c.h.log.Debug("invalid control frame", "ip", c.ip, "err", err, "frame", truncateForLog(string(data)))
+				continue
+			}
+		}
+		switch ctl.Type {
+		case "ping", "resume", "cursor_reset", "oversized", "limit":
+		default:
+			continue // unknown types are ignored
+		}
+		select {
+		case c.ctrl <- ctl:
+		case <-c.ctx.Done():
+			return
+		}
+		if ctl.Type == "oversized" || ctl.Type == "limit" {
+			return // the writer closes the connection
+		}
+	}
+}
+
+func (c *conn) writeLoop() error {
+	var linger *time.Timer
+	for {
+		if err := c.ctx.Err(); err != nil {
+			return err
+		}
+		select {
+		case ctl := <-c.ctrl:
+			if err := c.handle(ctl); err != nil {
+				return err
+			}
+			continue
+		default:
+		}
+		sent, err := c.deliver(nil, 0)
+		if err != nil {
+			return err
+		}
+		if sent > 0 {
+			continue
+		}
+		// Nothing more right now. A partial batch may wait a moment for
+		// more records before it leaves.
+		if len(c.pending) > 0 && c.h.cfg.BatchLinger > 0 {
+			if linger == nil {
+				linger = time.NewTimer(c.h.cfg.BatchLinger)
+			} else {
+				linger.Reset(c.h.cfg.BatchLinger)
+			}
+			select {
+			case <-c.ctx.Done():
+				return c.ctx.Err()
+			case ctl := <-c.ctrl:
+				if err := c.handle(ctl); err != nil {
+					return err
+				}
+			case <-c.wake:
+			case <-linger.C:
+			}
+			linger.Stop()
+			if sent, err = c.deliver(nil, 0); err != nil {
+				return err
+			}
+			if sent > 0 {
+				continue
+			}
+		}
+		if err := c.flush(); err != nil {
+			return err
+		}
+		select {
+		case <-c.ctx.Done():
+			return c.ctx.Err()
+		case ctl := <-c.ctrl:
+			if err := c.handle(ctl); err != nil {
+				return err
+			}
+		case <-c.wake:
+		}
+	}
+}
+
+func (c *conn) handle(ctl control) error {
+	switch ctl.Type {
+	case "ping":
+		return c.sendText(pongFrame)
+	case "resume":
+		if err := c.resume(ctl.Resume); err != nil {
+			return err
+		}
+		for len(c.stash) > 0 {
+			next := c.stash[0]
+			c.stash = c.stash[1:]
+			if err := c.handle(next); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "cursor_reset":
+		return c.cursorReset(ctl.Token)
+	case "oversized":
+		_ = c.sendText(mustJSON(errorFrame{Type: "error", Code: ErrCodeControlTooLarge,
+			Message: fmt.Sprintf("control frame over %d bytes", c.h.cfg.MaxControlFrameSize)}))
+		return closeError{CloseControlTooLarge, "control frame too large"}
+	case "limit":
+		code, msg, _ := strings.Cut(ctl.Token, "\x00")
+		_ = c.sendText(mustJSON(errorFrame{Type: "error", Code: code, Message: msg}))
+		return closeError{CloseResumeLimits, "resume limits exceeded"}
+	}
+	return nil
+}
+
+// partitions returns every partition the connection may deliver, sorted.
+func (c *conn) partitions(next map[int32]int64) []int32 {
+	ps := make([]int32, 0, len(next))
+	for p := range next {
+		ps = append(ps, p)
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i] < ps[j] })
+	return ps
+}
+
+func (c *conn) cursor(p int32) int64 {
+	if o, ok := c.cursors[p]; ok {
+		return o
+	}
+	return -1
+}
+
+// deliver sends at most one page per partition of what the connection has
+// not seen. With a target (replay), it only sends offsets below target[p]
+// and at most budget records (0 = no limit). It returns how many records it
+// sent.
+func (c *conn) deliver(target map[int32]int64, budget int) (int, error) {
+	next := c.h.tail.Next()
+	if target != nil {
+		next = target
+	}
+	sent := 0
+	for _, p := range c.partitions(next) {
+		if c.capped[p] {
+			continue
+		}
+		after := c.cursor(p)
+		limit := next[p]
+		if after+1 >= limit {
+			continue
+		}
+		max := c.h.cfg.PageRecords
+		if budget > 0 && budget-sent < max {
+			max = budget - sent
+		}
+		if max <= 0 {
+			break
+		}
+		entries, err := c.read(p, after, max)
+		if err != nil {
+			return sent, err
+		}
+		// Clip to the target (replay) and to the partition's limit.
+		n := 0
+		for n < len(entries) && entries[n].Offset < limit {
+			n++
+		}
+		entries = entries[:n]
+		first := limit
+		if len(entries) > 0 {
+			first = entries[0].Offset
+		}
+		if first > after+1 {
+			if err := c.reportHole(p, after, first); err != nil {
+				return sent, err
+			}
+			if len(entries) == 0 {
+				c.cursors[p] = limit - 1 // skipped or evicted to the end
+			}
+		}
+		for _, e := range entries {
+			if err := c.sendEntry(e); err != nil {
+				return sent, err
+			}
+			c.cursors[p] = e.Offset
+			sent++
+		}
+	}
+	return sent, nil
+}
+
+// read returns up to max entries of p after the given offset: from the
+// shared tail when it covers them, else a page from the store.
+func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
+	var ok bool
+	c.scratch, ok = c.h.tail.After(c.scratch[:0], p, after, max, c.h.cfg.PageBytes)
+	if ok {
+		if c.h.metrics != nil {
+			c.h.metrics.MemoryHits.Inc()
+		}
+		if !c.replaying {
+			c.live = true
+		}
+		return c.scratch, nil
+	}
+	recs, _, err := c.h.st.ReadPartition(c.ctx, p, after, store.Limits{MaxRecords: max, MaxBytes: c.h.cfg.PageBytes})
+	if err != nil {
+		return nil, fmt.Errorf("reading partition %d after %d: %w", p, after, err)
+	}
+	if c.h.metrics != nil {
+		c.h.metrics.StoreReads.Inc()
+	}
+	c.scratch = c.scratch[:0]
+	for _, r := range recs {
+		c.scratch = append(c.scratch, newEntry(r.Partition, r.Offset, r.Payload))
+	}
+	if c.live && !c.replaying && len(recs) > 0 {
+		if err := c.accountLag(int64(len(recs))); err != nil {
+			return nil, err
+		}
+	}
+	return c.scratch, nil
+}
+
+// accountLag applies the slow-client rule of DECISIONS D4 to n records the
+// connection had to read from the store after reaching the live tail.
+func (c *conn) accountLag(n int64) error {
+	m := c.h.metrics
+	if m != nil {
+		sev := gapSeverity(n)
+		m.ClientLagEvents.WithLabelValues(sev).Inc()
+		m.ClientLagMessages.WithLabelValues(sev).Add(float64(n))
+	}
+	now := time.Now()
+	if w := c.h.cfg.SlowWindow; w > 0 && now.Sub(c.windowStart) > w {
+		c.lagInWindow, c.windowStart = 0, now
+	}
+	c.lagInWindow += n
+	c.cumLag += n
+	if th := c.h.cfg.SlowThreshold; th > 0 && c.lagInWindow >= th {
+		if m != nil {
+			m.SlowDisconnects.Inc()
+		}
+		_ = c.sendText(mustJSON(disconnectFrame{Type: "disconnect", Reason: "backpressure",
+			LagInWindow: c.lagInWindow, CumulativeLag: c.cumLag, Threshold: th,
+			WindowSecs: int64(c.h.cfg.SlowWindow / time.Second),
+			Message:    "client too slow; reconnect and resume with your cursor"}))
+		return closeError{CloseResumeWithCursor, "slow client: resume with your cursor"}
+	}
+	return nil
+}
+
+// reportHole tells the client about records in [after+1, first) of p that
+// it will never get: evicted by retention (cursor_stale, then gap) or
+// skipped as invalid. Holes nobody recorded produce nothing, and neither
+// does a partition the client never saw (after = −1).
+func (c *conn) reportHole(p int32, after, first int64) error {
+	if after < 0 {
+		return nil
+	}
+	from := after + 1
+	oldest, _, ok := c.h.st.Bounds(p)
+	if !ok {
+		oldest = c.h.tail.NextOf(p)
+	}
+	skipped, err := c.h.st.Skipped(p, from, first)
+	if err != nil {
+		return fmt.Errorf("reading skipped ranges of partition %d: %w", p, err)
+	}
+	// Retention evicted everything below oldest; invalid ranges inside
+	// that span are still reported as invalid.
+	if evEnd := min(oldest, first); from < evEnd {
+		count := evEnd - from
+		for _, s := range skipped {
+			if s.Reason == store.SkipInvalid {
+				count -= overlap(s.From, s.To, from, evEnd)
+			}
+		}
+		if count > 0 {
+			pp := p
+			if err := c.sendText(mustJSON(staleFrame{Type: "cursor_stale", Partition: &pp,
+				Requested: strconv.FormatInt(after, 10), Oldest: strconv.FormatInt(oldest, 10), Reason: "evicted",
+				Message: "requested offset is older than the oldest retained record; some records are gone"})); err != nil {
+				return err
+			}
+			if err := c.sendGap(p, count, store.SkipEvicted, from, evEnd-1); err != nil {
+				return err
+			}
+		}
+	}
+	for _, s := range skipped {
+		lo, hi := max(s.From, from), min(s.To, first)
+		if s.Reason == store.SkipEvicted {
+			lo = max(lo, oldest) // already reported with the retention span
+		}
+		if lo >= hi {
+			continue
+		}
+		if err := c.sendGap(p, hi-lo, s.Reason, lo, hi-1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func overlap(a0, a1, b0, b1 int64) int64 {
+	lo, hi := max(a0, b0), min(a1, b1)
+	if hi > lo {
+		return hi - lo
+	}
+	return 0
+}
+
+func (c *conn) sendGap(p int32, count int64, reason string, from, to int64) error {
+	mode := ModePartition
+	if m := c.h.metrics; m != nil {
+		m.ReplayGaps.WithLabelValues(mode).Inc()
+		m.ReplayGapMessages.WithLabelValues(mode).Add(float64(count))
+	}
+	msg := fmt.Sprintf("%d records of partition %d were skipped as invalid", count, p)
+	if reason == store.SkipEvicted {
+		msg = fmt.Sprintf("%d records of partition %d were evicted before delivery", count, p)
+	}
+	return c.sendText(mustJSON(gapFrame{Type: "gap", Partition: p, Count: count, Reason: reason,
+		From: strconv.FormatInt(from, 10), To: strconv.FormatInt(to, 10), Severity: gapSeverity(count), Message: msg}))
+}
+
+// sendEntry sends one record: a cursor frame and its binary frame back to
+// back, or, in batched mode (D6), into the pending batch.
+func (c *conn) sendEntry(e *Entry) error {
+	if c.batch {
+		c.pending = append(c.pending, e)
+		c.pendingSize += len(e.Payload)
+		if c.pendingSize >= c.h.cfg.BatchMaxBytes {
+			return c.flush()
+		}
+		return nil
+	}
+	if err := c.write(websocket.MessageText, e.Cursor); err != nil {
+		return err
+	}
+	return c.write(websocket.MessageBinary, e.Payload)
+}
+
+// sendText sends a control frame, after any pending batch.
+func (c *conn) sendText(b []byte) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
+	return c.write(websocket.MessageText, b)
+}
+
+var batchBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// flush sends the pending batch as one D6 frame.
+func (c *conn) flush() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	bp := batchBufs.Get().(*[]byte)
+	buf := batchHeader((*bp)[:0], len(c.pending))
+	for i, e := range c.pending {
+		buf = appendBatchRecord(buf, e)
+		c.pending[i] = nil
+	}
+	c.pending, c.pendingSize = c.pending[:0], 0
+	err := c.write(websocket.MessageBinary, buf)
+	if cap(buf) <= 4<<20 {
+		*bp = buf[:0]
+		batchBufs.Put(bp)
+	}
+	return err
+}
+
+// write sends one frame within the send timeout.
+func (c *conn) write(typ websocket.MessageType, b []byte) error {
+	ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.SendTimeout)
+	err := c.ws.Write(ctx, typ, b)
+	cancel()
+	if err != nil && c.h.metrics != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			c.h.metrics.SendTimeout.Inc()
+		} else if c.ctx.Err() == nil {
+			c.h.metrics.SendFailed.Inc()
+		}
+	}
+	return err
+}
