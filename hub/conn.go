@@ -122,9 +122,7 @@ func (c *conn) wakeUp() {
 // closeWith closes the connection with an application close code.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
-		if c.h.metrics != nil {
-			c.h.metrics.ClosedByCode.WithLabelValues(strconv.Itoa(int(code))).Inc()
-		}
+		c.countClose(code)
 		go func() {
 			c.ws.Close(code, reason)
 			c.cancel()
@@ -137,14 +135,19 @@ func (c *conn) run() {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		c.readLoop()
+		if c.readLoop() {
+			c.cancel()
+		}
 	}()
 	c.wakeUp()
 	err := c.writeLoop()
 	var ce closeError
 	switch {
 	case errors.As(err, &ce):
-		c.closeWith(ce.code, ce.reason)
+		c.closeOnce.Do(func() {
+			c.countClose(ce.code)
+			c.ws.Close(ce.code, ce.reason) // handshake, bounded by the library (5 s)
+		})
 	case err != nil && c.ctx.Err() == nil:
 		c.h.log.Debug("connection ended", "ip", c.ip, "err", err)
 		c.closeWith(websocket.StatusInternalError, "write failed")
@@ -152,6 +155,12 @@ func (c *conn) run() {
 	c.cancel()
 	c.ws.CloseNow()
 	<-done
+}
+
+func (c *conn) countClose(code websocket.StatusCode) {
+	if c.h.metrics != nil {
+		c.h.metrics.ClosedByCode.WithLabelValues(strconv.Itoa(int(code))).Inc()
+	}
 }
 
 // closeError ends a connection with a close code.
@@ -163,16 +172,17 @@ type closeError struct {
 func (e closeError) Error() string { return fmt.Sprintf("close %d: %s", e.code, e.reason) }
 
 // readLoop reads inbound frames. Protocol pings are answered by the
-// library while reading.
-func (c *conn) readLoop() {
-	defer c.cancel()
+// library while reading. It reports whether the connection is gone; after
+// an oversized or over-limit frame it stops reading and leaves the close
+// to the writer.
+func (c *conn) readLoop() (gone bool) {
 	for {
 		typ, data, err := c.ws.Read(c.ctx)
 		if err != nil {
 			if strings.Contains(err.Error(), "read limited") && c.h.metrics != nil {
 				c.h.metrics.ControlOversized.Inc() // the transport closed with 1009
 			}
-			return
+			return true
 		}
 		if typ != websocket.MessageText {
 			continue
@@ -205,10 +215,10 @@ func (c *conn) readLoop() {
 		select {
 		case c.ctrl <- ctl:
 		case <-c.ctx.Done():
-			return
+			return true
 		}
 		if ctl.Type == "oversized" || ctl.Type == "limit" {
-			return // the writer closes the connection
+			return false // the writer closes the connection
 		}
 	}
 }
@@ -370,7 +380,12 @@ func (c *conn) deliver(target map[int32]int64, budget int) (int, error) {
 				c.cursors[p] = limit - 1 // skipped or evicted to the end
 			}
 		}
-		for _, e := range entries {
+		for i, e := range entries {
+			if i > 0 && e.Offset > entries[i-1].Offset+1 {
+				if err := c.reportHole(p, entries[i-1].Offset, e.Offset); err != nil {
+					return sent, err
+				}
+			}
 			if err := c.sendEntry(e); err != nil {
 				return sent, err
 			}

@@ -42,7 +42,7 @@ type resumeRequest struct {
 	From    string
 	Mode    string
 	Epoch   string
-	Offsets map[int32]int64  // partition → last applied offset
+	Offsets map[int32]int64   // partition → last applied offset
 	Threads map[string]uint64 // bounded thread id → last applied sequence
 	Skipped []string          // why entries were skipped, for the log
 }

@@ -26,7 +26,7 @@ type Config struct {
 	PageBytes           int
 	BatchMaxBytes       int           // D6: payload bytes per batched frame
 	BatchLinger         time.Duration // D6: how long a batch waits for more records
-	MaxConnsPerIP       int           // WEBSOCKET_MAX_CONNECTIONS_PER_IP
+	MaxConnsPerIP       int           // WEBSOCKET_MAX_CONNECTIONS_PER_IP; negative rejects everyone
 	MaxConns            int           // DASHSTREAM_MAX_CONNECTIONS
 	TrustedProxies      []string      // WEBSOCKET_TRUSTED_PROXY_IPS
 	AllowedOrigins      []string      // DASHSTREAM_ALLOWED_ORIGINS; empty = any
@@ -81,6 +81,12 @@ func (c *Config) fillDefaults() {
 	}
 	if c.BatchLinger < 0 {
 		c.BatchLinger = 0
+	}
+	switch {
+	case c.MaxConnsPerIP == 0:
+		c.MaxConnsPerIP = d.MaxConnsPerIP
+	case c.MaxConnsPerIP < 0: // WEBSOCKET_MAX_CONNECTIONS_PER_IP=0 rejects everyone
+		c.MaxConnsPerIP = 0
 	}
 	if c.MaxConns <= 0 {
 		c.MaxConns = d.MaxConns
