@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -135,9 +136,28 @@ type client struct {
 
 func (ts *testServer) dial(query string) *client {
 	ts.t.Helper()
+	return ts.dialWith(query, nil)
+}
+
+// dialSmallBuffer dials with a 64 KiB receive buffer (no autotuning), so
+// a client that stops reading blocks the server quickly.
+func (ts *testServer) dialSmallBuffer(query string) *client {
+	ts.t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+		if err == nil {
+			err = c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}}
+	return ts.dialWith(query, &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}})
+}
+
+func (ts *testServer) dialWith(query string, opts *websocket.DialOptions) *client {
+	ts.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, _, err := websocket.Dial(ctx, ts.url(query), nil)
+	ws, _, err := websocket.Dial(ctx, ts.url(query), opts)
 	if err != nil {
 		ts.t.Fatalf("dial: %v", err)
 	}

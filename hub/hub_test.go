@@ -327,16 +327,18 @@ func TestSlowClientDisconnect(t *testing.T) {
 	// The client stops reading; once it is past the live tail every read
 	// comes from the store and counts as lag.
 	ts := newTestServer(t, Config{TailRecords: 10, SlowThreshold: 50, SendTimeout: 30 * time.Second}, nil)
-	c := ts.dial("")
-	c.send(map[string]any{"type": "ping"})
-	c.until(wait, isType("pong"))
-	// 32 MiB arrive while the client is not reading: the server blocks on
+	c := ts.dialSmallBuffer("")
+	// Reach the live tail first: lag only counts after that (D4).
+	ts.appendRecords(10, 1, "")
+	ts.appendRecords(11, 1, "")
+	evs := c.until(wait, func(e event) bool { return e.Rec != nil && e.Rec.P == 11 })
+	// 8 MiB arrive while the client is not reading: the server blocks on
 	// the full socket and falls out of the 10-record tail.
-	for i := 0; i < 200; i++ {
+	for i := 0; i < 50; i++ {
 		ts.appendRecords(10, 10, "")
 		ts.appendRecords(11, 10, "")
 	}
-	evs := c.until(30*time.Second, isType("disconnect"))
+	evs = append(evs, c.until(30*time.Second, isType("disconnect"))...)
 	d := evs[len(evs)-1].Ctl
 	if d["reason"] != "backpressure" || d["lag_in_window"].(float64) < 50 || d["cumulative_lag"] == nil {
 		t.Fatalf("disconnect %v", d)
