@@ -155,16 +155,25 @@ func (ts *testServer) dialSmallBuffer(query string) *client {
 
 func (ts *testServer) dialWith(query string, opts *websocket.DialOptions) *client {
 	ts.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	c, err := ts.tryDial(query, opts, 5*time.Second)
+	if err != nil {
+		ts.t.Fatalf("dial: %v", err)
+	}
+	return c
+}
+
+// tryDial is dial for goroutines other than the test's.
+func (ts *testServer) tryDial(query string, opts *websocket.DialOptions, timeout time.Duration) (*client, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	ws, _, err := websocket.Dial(ctx, ts.url(query), opts)
 	if err != nil {
-		ts.t.Fatalf("dial: %v", err)
+		return nil, err
 	}
 	ws.SetReadLimit(64 << 20)
 	c := &client{t: ts.t, ws: ws, batch: strings.Contains(query, "batch=1")}
 	ts.t.Cleanup(func() { ws.CloseNow() })
-	return c
+	return c, nil
 }
 
 func (c *client) send(v any) {
@@ -268,6 +277,24 @@ func decodeBatch(b []byte) ([]event, error) {
 		return nil, errors.New("trailing bytes in batch")
 	}
 	return out, nil
+}
+
+// untilErr is until for goroutines other than the test's.
+func (c *client) untilErr(timeout time.Duration, stop func(event) bool) ([]event, error) {
+	deadline := time.Now().Add(timeout)
+	var all []event
+	for {
+		evs, err := c.next(time.Until(deadline))
+		if err != nil {
+			return all, fmt.Errorf("after %d events: %w", len(all), err)
+		}
+		for _, e := range evs {
+			all = append(all, e)
+			if stop(e) {
+				return all, nil
+			}
+		}
+	}
 }
 
 // until reads events until stop returns true for one of them, or fails.
