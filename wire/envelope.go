@@ -316,7 +316,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 		return zstdFrame{}, decodeErr(ClassUnknownDecodeError, ErrZstdFrame, format, args...)
 	}
 	if len(b) < 5 || string(b[:4]) != zstdMagic {
-		return bad("missing zstd magic or frame header")
+		return bad("no zstd magic and frame header")
 	}
 	fhd := b[4]
 	pos := 5
@@ -327,7 +327,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 	hasChecksum := fhd&0x04 != 0
 	if !single {
 		if pos >= len(b) {
-			return bad("truncated window descriptor")
+			return bad("frame ends inside the window descriptor")
 		}
 		wd := b[pos]
 		pos++
@@ -336,7 +336,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 	}
 	dictSize := [4]int{0, 1, 2, 4}[fhd&3]
 	if len(b)-pos < dictSize {
-		return bad("truncated dictionary id")
+		return bad("frame ends inside the dictionary id")
 	}
 	var dictID uint32
 	for i := dictSize - 1; i >= 0; i-- {
@@ -351,7 +351,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 		fcsSize = 1
 	}
 	if len(b)-pos < fcsSize {
-		return bad("truncated frame content size")
+		return bad("frame ends inside the frame content size")
 	}
 	if fcsSize > 0 {
 		f.hasContentSize = true
@@ -369,7 +369,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 	f.blockMax = min(f.windowSize, zstdMaxBlockSize)
 	for {
 		if len(b)-pos < 3 {
-			return bad("truncated block header at byte %d", pos)
+			return bad("frame ends inside the block header at byte %d", pos)
 		}
 		bh := uint32(b[pos]) | uint32(b[pos+1])<<8 | uint32(b[pos+2])<<16
 		pos += 3
@@ -392,7 +392,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 			return bad("reserved block type")
 		}
 		if len(b)-pos < data {
-			return bad("truncated block at byte %d", pos)
+			return bad("frame ends inside the block at byte %d", pos)
 		}
 		pos += data
 		if bh&1 != 0 {
@@ -401,7 +401,7 @@ func parseZstdFrame(b []byte) (zstdFrame, error) {
 	}
 	if hasChecksum {
 		if len(b)-pos < 4 {
-			return bad("truncated content checksum")
+			return bad("frame ends inside the content checksum")
 		}
 		pos += 4
 	}

@@ -724,3 +724,39 @@ func TestClassOf(t *testing.T) {
 }
 
 func dataCopy(b []byte) []byte { return append([]byte(nil), b...) }
+
+// TestConcurrentCodec shares the pooled encoder, decoders and buffers
+// between goroutines (run with -race).
+func TestConcurrentCodec(t *testing.T) {
+	ss := samples()
+	bomb := compressedBombFrame(4, -1)
+	errc := make(chan error, 4)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var err error
+			defer func() { errc <- err }()
+			for i := 0; i < 20 && err == nil; i++ {
+				s := ss[(g+i)%len(ss)]
+				var enc []byte
+				if enc, err = wire.Encode(s.msg); err != nil {
+					return
+				}
+				if _, err = wire.Decode(enc, 0); err != nil {
+					return
+				}
+				if _, err = wire.Extract(enc, 0); err != nil {
+					return
+				}
+				// Distinct caps exercise the capped-decoder cache.
+				if _, err = wire.Unframe(bomb, 1<<20+(g%3)*1024); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

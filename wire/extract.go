@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -47,6 +48,13 @@ type Index struct {
 // zstd path) then ExtractProto. It succeeds exactly when Decode does and
 // fails with the same error class.
 func Extract(payload []byte, maxPayload int) (Index, error) {
+	if len(payload) == 0 || payload[0] != FrameZstd && !bytes.HasPrefix(payload, []byte(zstdMagic)) {
+		body, _, err := unframe(payload, maxPayload, nil)
+		if err != nil {
+			return Index{}, err
+		}
+		return ExtractProto(body)
+	}
 	bp := inflateBufs.Get().(*[]byte)
 	defer inflateBufs.Put(bp)
 	body, inflated, err := unframe(payload, maxPayload, *bp)
@@ -241,7 +249,7 @@ func (it *msgIter) next(own uint64) (f wireField, ok bool, err error) {
 	if len(it.b) == 0 {
 		return f, false, nil
 	}
-	tag, n := protowire.ConsumeVarint(it.b)
+	tag, n := consumeVarint(it.b)
 	if n < 0 {
 		return f, false, wireErr(n, string(it.spec.name)+": tag")
 	}
@@ -270,7 +278,7 @@ func (it *msgIter) next(own uint64) (f wireField, ok bool, err error) {
 	f.spec = fs
 	switch typ {
 	case protowire.VarintType:
-		f.v, n = protowire.ConsumeVarint(it.b)
+		f.v, n = consumeVarint(it.b)
 	case protowire.Fixed32Type:
 		var v uint32
 		v, n = protowire.ConsumeFixed32(it.b)
@@ -278,7 +286,11 @@ func (it *msgIter) next(own uint64) (f wireField, ok bool, err error) {
 	case protowire.Fixed64Type:
 		f.v, n = protowire.ConsumeFixed64(it.b)
 	default: // BytesType
-		f.b, n = protowire.ConsumeBytes(it.b)
+		if len(it.b) > 0 && it.b[0] < 0x80 && int(it.b[0]) < len(it.b) {
+			f.b, n = it.b[1:1+it.b[0]], 1+int(it.b[0])
+		} else {
+			f.b, n = protowire.ConsumeBytes(it.b)
+		}
 	}
 	if n < 0 {
 		return f, false, wireErr(n, string(it.spec.name)+"."+fs.name)
@@ -304,6 +316,15 @@ func (it *msgIter) next(own uint64) (f wireField, ok bool, err error) {
 		}
 	}
 	return f, true, nil
+}
+
+// consumeVarint is protowire.ConsumeVarint with a fast path for the
+// one-byte varints most tags and small values are.
+func consumeVarint(b []byte) (uint64, int) {
+	if len(b) > 0 && b[0] < 0x80 {
+		return uint64(b[0]), 1
+	}
+	return protowire.ConsumeVarint(b)
 }
 
 // validatePacked checks a packed run of scalars; it returns 0 or the
