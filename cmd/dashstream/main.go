@@ -27,8 +27,11 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
+		"serve":   {"consume Kafka, keep the replay buffer, serve WebSocket clients and the UI", runServe},
+		"demo":    {"run an embedded broker, a synthetic producer and the server in one process", runDemo},
 		"produce": {"send synthetic agent-graph telemetry to Kafka (or a corpus file)", runProduce},
 		"inspect": {"show what a store file holds", runInspect},
+		"bench":   {"run the benchmark suite (ratios against same-run baselines) or the soak", runBench},
 		"version": {"print the version", func(context.Context, []string, io.Writer, io.Writer) error {
 			fmt.Println("dashstream", version)
 			return nil

@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/dashstream/dashstream/store"
+	"github.com/dashstream/dashstream/store/bolt"
+)
+
+// The raw bbolt baseline uses the options store/bolt opens its file with
+// (store/bolt/bolt.go and retention.go): map freelist, a 256 MiB initial
+// mmap, 4 MiB allocation steps, FillPercent 1 on the append-only buckets,
+// fsync on every commit.
+const (
+	baselineInitialMmap = 256 << 20
+	baselineAllocSize   = 4 << 20
+)
+
+// StoreAppendResult compares store Append with raw bbolt puts.
+type StoreAppendResult struct {
+	Records        int
+	RecordBytes    int
+	BatchRecords   int
+	Rounds         int
+	StoreRecsPerS  float64
+	BaseRecsPerS   float64
+	StoreMBPerS    float64
+	BaselineMBPerS float64
+	Ratio          float64
+}
+
+// benchStoreAppend appends n records of size bytes in batches of batch,
+// durably, to a fresh store and to a fresh raw bbolt file, alternating for
+// rounds rounds, and compares the medians.
+func benchStoreAppend(ctx context.Context, c *Corpus, dir string, n, size, batch, rounds int) (StoreAppendResult, error) {
+	recs := c.SizedRecords(size, n, 3)
+	bs := Batches(recs, batch)
+	var st, bt []time.Duration
+	for r := range rounds {
+		d, err := appendStore(ctx, filepath.Join(dir, fmt.Sprintf("store-%d.db", r)), bs)
+		if err != nil {
+			return StoreAppendResult{}, err
+		}
+		st = append(st, d)
+		d, err = appendBaseline(filepath.Join(dir, fmt.Sprintf("base-%d.db", r)), bs)
+		if err != nil {
+			return StoreAppendResult{}, err
+		}
+		bt = append(bt, d)
+	}
+	ms, mb := median(st), median(bt)
+	bytes := int64(n * size)
+	return StoreAppendResult{
+		Records: n, RecordBytes: size, BatchRecords: batch, Rounds: rounds,
+		StoreRecsPerS: rate(int64(n), ms), BaseRecsPerS: rate(int64(n), mb),
+		StoreMBPerS: rate(bytes, ms) / 1e6, BaselineMBPerS: rate(bytes, mb) / 1e6,
+		Ratio: mb.Seconds() / ms.Seconds(),
+	}, nil
+}
+
+func appendStore(ctx context.Context, path string, bs []store.Batch) (time.Duration, error) {
+	defer os.Remove(path)
+	s, err := bolt.Open(path, bolt.Options{Fsync: true})
+	if err != nil {
+		return 0, fmt.Errorf("store append bench: %w", err)
+	}
+	defer s.Close()
+	start := time.Now()
+	for _, b := range bs {
+		if err := s.Append(ctx, b); err != nil {
+			return 0, fmt.Errorf("store append bench: %w", err)
+		}
+	}
+	return time.Since(start), nil
+}
+
+// appendBaseline writes the same batches as raw bbolt puts: one bucket per
+// partition keyed by big-endian offset, no compression, no index, no meta.
+func appendBaseline(path string, bs []store.Batch) (time.Duration, error) {
+	defer os.Remove(path)
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{FreelistType: bbolt.FreelistMapType, InitialMmapSize: baselineInitialMmap})
+	if err != nil {
+		return 0, fmt.Errorf("raw bbolt baseline: %w", err)
+	}
+	defer db.Close()
+	db.AllocSize = baselineAllocSize
+	start := time.Now()
+	for _, b := range bs {
+		err := db.Update(func(tx *bbolt.Tx) error {
+			var key [8]byte
+			for i := range b.Records {
+				r := &b.Records[i]
+				bk, err := tx.CreateBucketIfNotExists(binary.BigEndian.AppendUint32(nil, uint32(r.Partition)))
+				if err != nil {
+					return err
+				}
+				bk.FillPercent = 1.0
+				binary.BigEndian.PutUint64(key[:], uint64(r.Offset))
+				if err := bk.Put(key[:], r.Payload); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, fmt.Errorf("raw bbolt baseline: %w", err)
+		}
+	}
+	return time.Since(start), nil
+}
+
+// StorageResult is D9's storage_ratio and file_bytes_ratio.
+type StorageResult struct {
+	StorageRatio   float64 // stored payload bytes / Kafka value bytes, plain records
+	FileBytesRatio float64 // store file bytes / all Kafka value bytes
+	PlainRaw       int64
+	PlainStored    int64
+	AllBytes       int64
+	FileBytes      int64
+}
+
+// benchStorage stores the corpus as D9 says: the plain (0x00) records
+// alone for storage_ratio, every valid record for file_bytes_ratio, in
+// batches of 500 as ingest would write one poll.
+func benchStorage(ctx context.Context, c *Corpus, dir string) (StorageResult, error) {
+	r := StorageResult{PlainRaw: c.PlainRaw, AllBytes: c.AllBytes}
+	fill := func(path string, recs []store.Record) (store.Stats, error) {
+		s, err := bolt.Open(path, bolt.Options{Fsync: false})
+		if err != nil {
+			return store.Stats{}, fmt.Errorf("storage bench: %w", err)
+		}
+		for _, b := range Batches(recs, 500) {
+			if err := s.Append(ctx, b); err != nil {
+				s.Close()
+				return store.Stats{}, fmt.Errorf("storage bench: %w", err)
+			}
+		}
+		st := s.Stats()
+		if err := s.Close(); err != nil {
+			return store.Stats{}, fmt.Errorf("storage bench: %w", err)
+		}
+		return st, nil
+	}
+	plain := filepath.Join(dir, "plain.db")
+	defer os.Remove(plain)
+	st, err := fill(plain, c.Plain)
+	if err != nil {
+		return r, err
+	}
+	r.PlainStored = st.StoredBytes
+	r.StorageRatio = float64(st.StoredBytes) / float64(c.PlainRaw)
+	all := filepath.Join(dir, "all.db")
+	defer os.Remove(all)
+	if _, err := fill(all, c.Recs); err != nil {
+		return r, err
+	}
+	fi, err := os.Stat(all)
+	if err != nil {
+		return r, fmt.Errorf("storage bench: %w", err)
+	}
+	r.FileBytes = fi.Size()
+	r.FileBytesRatio = float64(fi.Size()) / float64(c.AllBytes)
+	return r, nil
+}
