@@ -130,7 +130,6 @@ func TestSlowReaderDoesNotSlowOthers(t *testing.T) {
 	}
 }
 
-
 // 500 clients reconnect at once with cursors: all complete exactly, and
 // server memory stays bounded.
 func TestReconnectStorm(t *testing.T) {
