@@ -49,10 +49,14 @@ func TestStalledClientGetsEverythingOnSameSocket(t *testing.T) {
 	time.Sleep(stall)
 	<-done
 	stored := ts.st.Stats().RawBytes
-	held := int64(heapAfterGC()) - int64(base) - stored
-	t.Logf("after a %s stall: store holds %d MiB, server heap beyond it %d KiB", stall, stored>>20, held>>10)
+	_, tailBytes := ts.hub.Tail().Len()
+	held := int64(heapAfterGC()) - int64(base) - stored - tailBytes
+	t.Logf("after a %s stall: store holds %d MiB, shared tail %d MiB, heap beyond both %d KiB",
+		stall, stored>>20, tailBytes>>20, held>>10)
+	// The stalled connection itself holds one page and one batch (2 MiB);
+	// the rest is the memory store's per-record bookkeeping.
 	if held > 16<<20 {
-		t.Fatalf("server holds %d MiB for a stalled client beyond the stored records", held>>20)
+		t.Fatalf("server holds %d MiB beyond the stored records and the shared tail", held>>20)
 	}
 	for len(got) < 10001 {
 		got = append(got, records(t, c.until(30*time.Second, isType("record")))...)

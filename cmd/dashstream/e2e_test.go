@@ -125,6 +125,7 @@ func (p *produced) count() int {
 type server struct {
 	t       *testing.T
 	cmd     *exec.Cmd
+	exited  chan struct{} // closed when cmd has been waited for
 	addr    string
 	dataDir string
 	env     []string
@@ -158,7 +159,8 @@ func (s *server) start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	go func() { s.cmd.Wait(); logf.Close() }()
+	s.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) { cmd.Wait(); logf.Close(); close(exited) }(s.cmd, s.exited)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get("http://" + s.addr + "/health")
@@ -179,8 +181,9 @@ func (s *server) log() string {
 func (s *server) kill() {
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Signal(syscall.SIGKILL)
-		for i := 0; i < 200 && s.cmd.ProcessState == nil; i++ {
-			time.Sleep(10 * time.Millisecond)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
 		}
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/dashstream/dashstream/store"
 	"github.com/dashstream/dashstream/store/bolt"
 	"github.com/dashstream/dashstream/store/memory"
+	redisstore "github.com/dashstream/dashstream/store/redis"
 	"github.com/dashstream/dashstream/webui"
 	"github.com/dashstream/dashstream/wire"
 )
@@ -43,8 +44,9 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the configured store.
-func openStore(cfg *config, logger *slog.Logger) (store.Store, error) {
+// openStore opens the configured store. namespace is the reference §4.3
+// resume namespace; the Redis store keys its data by it (D2).
+func openStore(ctx context.Context, cfg *config, namespace string, logger *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Kind {
 	case "memory":
 		return memory.New(memory.Config{Retention: cfg.Store.Retention}), nil
@@ -55,7 +57,17 @@ func openStore(cfg *config, logger *slog.Logger) (store.Store, error) {
 		return bolt.Open(filepath.Join(cfg.Store.DataDir, bolt.FileName), bolt.Options{
 			Retention: cfg.Store.Retention, Fsync: cfg.Store.Fsync, Logger: logger})
 	case "redis":
-		return nil, errors.New("DASHSTREAM_STORE=redis: the Redis store adapter is not available in this build yet")
+		ttl := time.Duration(0)
+		if v := strings.TrimSpace(os.Getenv("REDIS_MESSAGE_TTL_SECS")); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return nil, fmt.Errorf("REDIS_MESSAGE_TTL_SECS=%q: want a whole number of seconds (0 = 3600)", v)
+			}
+			ttl = time.Duration(n) * time.Second
+		}
+		redisstore.SetClientLogger(logger)
+		return redisstore.Open(ctx, cfg.Store.RedisURL, redisstore.Options{Namespace: namespace, TTL: ttl,
+			Retention: store.Retention{MaxRecordsPerPartition: cfg.Store.Retention.MaxRecordsPerPartition}, Logger: logger})
 	}
 	return nil, fmt.Errorf("DASHSTREAM_STORE=%q: want bolt, memory or redis", cfg.Store.Kind)
 }
@@ -117,7 +129,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 	for _, line := range strings.Split(strings.TrimSpace(cfg.Summary()), "\n") {
 		logger.Info(line)
 	}
-	st, err := openStore(cfg, logger)
+	ic := cfg.Ingest.WithDefaults()
+	brokers := strings.Join(ic.Brokers, ",")
+	if cfg.Mode == "demo" {
+		brokers = "embedded" // the namespace must not change with the embedded broker's port (D2)
+	}
+	namespace := wire.ResumeNamespace(cfg.KafkaClusterID, ic.Topic, ic.GroupID, brokers)
+	st, err := openStore(ctx, cfg, namespace, logger)
 	if err != nil {
 		return err
 	}
@@ -146,14 +164,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 	if err != nil {
 		return err
 	}
-	ic := cfg.Ingest.WithDefaults()
-	brokers := strings.Join(ic.Brokers, ",")
-	if cfg.Mode == "demo" {
-		brokers = "embedded"
-	}
 	handler := api.New(api.Config{
 		Version: version, GitSHA: cfg.GitSHA, BuildDate: cfg.BuildDate,
-		Namespace:  wire.ResumeNamespace(cfg.KafkaClusterID, ic.Topic, ic.GroupID, brokers),
+		Namespace:  namespace,
 		KafkaTopic: ic.Topic, KafkaGroupID: ic.GroupID, MaxPayloadBytes: ic.MaxPayloadBytes,
 		DecodeErrorPolicy: string(ic.OnDecodeError), Start: start, TailMaxRecords: cfg.Hub.TailRecords,
 		AuthToken: cfg.Hub.AuthToken, AdminToken: cfg.Hub.AdminToken,
