@@ -74,16 +74,15 @@ type inspectThreadItem struct {
 }
 
 // inspectDataDir is the default data directory (DECISIONS D1):
-// DASHSTREAM_DATA_DIR, else $XDG_CACHE_HOME/dashstream, else
-// ~/.cache/dashstream.
+// DASHSTREAM_DATA_DIR, else serve's default (defaultDataDir).
 func inspectDataDir() string {
 	if d := os.Getenv("DASHSTREAM_DATA_DIR"); d != "" {
 		return d
 	}
-	if d, err := os.UserCacheDir(); err == nil {
-		return filepath.Join(d, "dashstream")
+	if d, err := defaultDataDir(os.Getenv); err == nil {
+		return d
 	}
-	return filepath.Join(".cache", "dashstream")
+	return ""
 }
 
 // runInspect shows what a store file holds, opening it read-only. A server
@@ -104,6 +103,9 @@ func runInspect(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *dataDir == "" {
+		return fmt.Errorf("no data directory: set --data-dir or DASHSTREAM_DATA_DIR")
 	}
 	s, err := bolt.Open(filepath.Join(*dataDir, bolt.FileName), bolt.Options{ReadOnly: true, LockTimeout: 500 * time.Millisecond})
 	if err != nil {

@@ -194,7 +194,7 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		var content int
 		var threads bool
 		if pw.tailKey != nil {
-			h, trecs, err := s.z.decodeBlock(pw.tailKey, pw.tailVal)
+			h, trecs, err := s.z.decodeBlockLazy(pw.tailKey, pw.tailVal)
 			if err != nil {
 				return nil, fmt.Errorf("store %s: partition %d block %d: %w", s.path, pw.p, beU64(pw.tailKey), err)
 			}

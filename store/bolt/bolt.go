@@ -87,6 +87,9 @@ type Options struct {
 
 	// pageSize overrides defaultPageSize for a new file (experiments).
 	pageSize int
+	// drainWhole deletes the trash in one transaction (measurement of
+	// the chunked drain against dropping the buckets).
+	drainWhole bool
 
 	// testHook, when set, is called inside each write transaction before
 	// it commits, with the kind of transaction ("append", "evict",

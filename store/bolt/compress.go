@@ -138,6 +138,14 @@ func (z *compressor) encodeBlock(dst []byte, recs []blockRec, threads bool, sc *
 	for i := range recs {
 		recs[i].resolveIndex()
 	}
+	if err := prepareTimes(recs); err != nil {
+		// Lazily decoded records come from a block that decoded, and
+		// their index extracts as it did then. Should it not, such a
+		// record loses its time rather than the batch failing.
+		for i := range recs {
+			recs[i].hdrTime = false
+		}
+	}
 	c := z.cur.Load()
 	content, flags := buildContent(sc.content[:0], recs, threads)
 	sc.content = content
@@ -161,6 +169,17 @@ func (z *compressor) encodeBlock(dst []byte, recs []blockRec, threads bool, sc *
 // offset). The records alias v and a new buffer; v must not be memory of
 // a transaction that closes while they are in use.
 func (z *compressor) decodeBlock(key, v []byte) (blockHeader, []blockRec, error) {
+	h, recs, err := z.decodeBlockLazy(key, v)
+	if err == nil {
+		err = resolveTimes(recs)
+	}
+	return h, recs, err
+}
+
+// decodeBlockLazy decodes like decodeBlock but leaves times stored
+// relative to header timestamps unresolved (hdrTime set): enough to
+// re-encode the records, without extracting their indexes.
+func (z *compressor) decodeBlockLazy(key, v []byte) (blockHeader, []blockRec, error) {
 	h, err := parseBlockHeader(v)
 	if err != nil {
 		return h, nil, err
@@ -177,9 +196,6 @@ func (z *compressor) decodeBlock(key, v []byte) (blockHeader, []blockRec, error)
 		}
 	}
 	recs, err := parseContent(h, int64(beU64(key)), content, raw)
-	if err == nil {
-		err = resolveTimes(h, recs)
-	}
 	return h, recs, err
 }
 

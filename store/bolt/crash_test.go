@@ -26,7 +26,7 @@ const (
 	crashEnvPath  = "DASHSTREAM_CRASH_CHILD"
 	crashEnvSeed  = "DASHSTREAM_CRASH_SEED"
 	crashParts    = 4
-	crashMaxBatch = 60
+	crashMaxBatch = 40
 )
 
 func crashHash(p int32, off int64) uint64 {
@@ -169,7 +169,7 @@ func TestCrash(t *testing.T) {
 		// wherever the child is (encoding, fsync, retention, idle).
 		flight := round%4 != 3
 		if flight {
-			want := 1 + rng.IntN(25)
+			want := 1 + rng.IntN(12)
 			for i := 0; i < want; i++ {
 				if _, err := hooks.ReadByte(); err != nil {
 					t.Fatalf("round %d: child stopped early: %v", round, err)

@@ -121,7 +121,7 @@ func runTimeOf(k []byte) (int64, string) {
 	return int64(binary.BigEndian.Uint64(k) ^ (1 << 63)), string(k[8:])
 }
 
-// pstat is a partition's counters as kept in the pstats bucket.
+// pstat is a partition's counters as kept under meta c/<partition>.
 type pstat struct {
 	records, raw, stored, footprint int64
 }

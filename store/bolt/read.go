@@ -3,6 +3,7 @@ package bolt
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -65,6 +66,9 @@ func (s *Store) record(p int32, r *blockRec) (store.Record, error) {
 	ix, err := r.index()
 	if err == nil && r.derived {
 		r.ix = nil // do not keep the decoded index alive with the block
+	}
+	if errors.Is(err, errNotDerivable) {
+		ix, err = wire.Index{}, nil
 	}
 	if err != nil {
 		return store.Record{}, fmt.Errorf("store %s: partition %d offset %d: %w", s.path, p, r.off, err)

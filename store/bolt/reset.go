@@ -151,6 +151,14 @@ func (s *Store) drainTrash(ctx context.Context) error {
 		}
 		var done bool
 		err := s.db.Update(func(tx *bbolt.Tx) error {
+			if s.opts.drainWhole { // measurement only: one DeleteBucket
+				if err := tx.DeleteBucket(bTrash); err != nil {
+					return err
+				}
+				_, err := tx.CreateBucket(bTrash)
+				done = true
+				return err
+			}
 			budget := s.chunk
 			empty, err := drainBucket(tx.Bucket(bTrash), &budget)
 			if err != nil {

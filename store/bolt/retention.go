@@ -42,7 +42,7 @@ func highWaterLimit(maxSize int64) int64 {
 // transactions (which rewrite pages before freeing them) can commit.
 func (s *Store) capReserve() int64 {
 	l := highWaterLimit(s.opts.Retention.MaxFileBytes)
-	return max(l/32, 64*int64(s.db.Info().PageSize))
+	return min(max(l/32, 4*int64(s.db.Info().PageSize)), l/4)
 }
 
 // room returns how many bytes the file can still take: growth left under
@@ -357,7 +357,9 @@ func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget int, keep []byte)
 				}
 				var ts []wire.ThreadSeq
 				if h.threads {
-					if ts, err = r.threads(); err != nil {
+					// An index that no longer derives leaves its thread
+					// entries behind; reads skip entries of gone records.
+					if ts, err = r.threads(); err != nil && !errors.Is(err, errNotDerivable) {
 						return fmt.Errorf("partition %d offset %d: %w", p, r.off, err)
 					}
 				}

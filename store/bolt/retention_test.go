@@ -160,10 +160,9 @@ func checkThreadsConsistent(t *testing.T, s *Store, threads map[string]bool) {
 // off, the oldest offsets advance, and evicted records leave no thread
 // entries or run summaries behind.
 func TestRetentionLevelsOff(t *testing.T) {
-	const budget = 2 << 20
-	cycles := 40
-	if testing.Short() {
-		cycles = 20
+	budget, cycles, perCycle := int64(2<<20), 40, 10
+	if testing.Short() || raceEnabled {
+		budget, cycles, perCycle = 1<<20, 20, 5
 	}
 	path := filepath.Join(t.TempDir(), FileName)
 	s, err := Open(path, Options{Retention: store.Retention{MaxBytes: budget, MaxRecordsPerPartition: 1 << 30, MaxAge: 24 * time.Hour}, Fsync: false, ChunkKeys: 2000})
@@ -175,8 +174,8 @@ func TestRetentionLevelsOff(t *testing.T) {
 	var hwHalf, fileHalf, hwMax int64
 	var oldest0 int64 = -1
 	for c := 0; c < cycles; c++ {
-		// ~1 MiB of footprint per cycle.
-		for i := 0; i < 10; i++ {
+		// ~1 MiB of raw records per cycle (half under -race/-short).
+		for i := 0; i < perCycle; i++ {
 			if err := w.append(300); err != nil {
 				t.Fatalf("cycle %d: %v", c, err)
 			}
@@ -196,7 +195,7 @@ func TestRetentionLevelsOff(t *testing.T) {
 	bs := s.db.Stats()
 	t.Logf("free pages %d, pending %d, live %d, footprint %d", bs.FreePageN, bs.PendingPageN, s.liveBytes(), s.state().footprint())
 	t.Logf("budget %d: data high-water %d (%.2f× budget; %d at half-time), file %d (%d at half-time), %d records retained, stored %d bytes of %d raw",
-		budget, hw, float64(hw)/budget, hwHalf, fsz, fileHalf, st.Records, st.StoredBytes, st.RawBytes)
+		budget, hw, float64(hw)/float64(budget), hwHalf, fsz, fileHalf, st.Records, st.StoredBytes, st.RawBytes)
 	// bbolt overhead beyond the budget: branch pages, meta, freelist, the
 	// run summaries; the file adds up to allocSize of preallocation.
 	const overhead = 512 << 10
@@ -271,7 +270,11 @@ func TestStoreFull(t *testing.T) {
 	w := newStreamer(t, s, 3, 800)
 	w.rng = rand.New(rand.NewPCG(3, 4))
 	written := 0
-	for i := 0; written < 3*fileCap; i++ {
+	rounds := 3
+	if raceEnabled {
+		rounds = 2
+	}
+	for i := 0; written < rounds*fileCap; i++ {
 		b := w.batch(100)
 		for _, r := range b.Records {
 			written += len(r.Payload)

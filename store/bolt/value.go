@@ -54,7 +54,9 @@ import (
 // "Derived" means wire.Extract of the payload yields exactly the record's
 // index, so the index is not stored but extracted again on read: it is a
 // quarter of the plain corpus bytes and compresses worse than the
-// payloads it repeats.
+// payloads it repeats. The price is an Extract per record on write (to
+// check), on eviction (thread ids) and on read; and a record reads back
+// with the index the wire package of the reading build extracts.
 const (
 	codecRaw      = 0
 	codecZstd     = 1
@@ -110,6 +112,11 @@ const (
 
 var errCorruptValue = errors.New("corrupt record block")
 
+// errNotDerivable: wire.Extract no longer accepts a payload whose index was
+// derived from it when written (a newer wire package). Readers return the
+// record with an empty index rather than fail the page.
+var errNotDerivable = errors.New("index no longer derives from the payload")
+
 // blockRec is one record of a block.
 type blockRec struct {
 	off     int64
@@ -124,6 +131,28 @@ type blockRec struct {
 	// tv in the block's unit; resolved by decodeBlock.
 	hdrTime bool
 	tv      int64
+	nanosTV bool // tv is in nanoseconds (else milliseconds)
+}
+
+// resolveTime computes a header-relative time from the record's index.
+func (r *blockRec) resolveTime() error {
+	if !r.hdrTime {
+		return nil
+	}
+	ix, err := r.index()
+	if errors.Is(err, errNotDerivable) {
+		r.hdrTime = false // the time went with the index; keep the record
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if ix.TimestampUs == 0 {
+		return fmt.Errorf("%w: header-relative time without a header timestamp", errCorruptValue)
+	}
+	r.time = unitTime(hdrBase(&ix, r.nanosTV)+r.tv, r.nanosTV)
+	r.hdrTime = false
+	return nil
 }
 
 // resolveIndex decides for a new record whether its index is derived from
@@ -150,7 +179,7 @@ func (r *blockRec) index() (wire.Index, error) {
 	var err error
 	if r.derived {
 		if ix, err = wire.Extract(r.payload, wire.DefaultMaxPayload); err != nil {
-			return wire.Index{}, fmt.Errorf("%w: index no longer derives from the payload: %v", errCorruptValue, err)
+			return wire.Index{}, fmt.Errorf("%w: %v", errNotDerivable, err)
 		}
 	} else if ix, err = decodeMeta(r.meta); err != nil {
 		return wire.Index{}, err
@@ -309,6 +338,36 @@ func blockLast(key []byte, h blockHeader) int64 {
 	return int64(beU64(key)) + h.lastDelta
 }
 
+// blockNanos reports whether a block of recs needs nanosecond times.
+func blockNanos(recs []blockRec) bool {
+	for i := range recs {
+		r := &recs[i]
+		if r.hdrTime && r.nanosTV || !r.hdrTime && !r.time.IsZero() && r.time.UnixNano()%int64(time.Millisecond) != 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// prepareTimes resolves what buildContent cannot carry over unresolved:
+// the first record's time (the plain header holds it) and header-relative
+// times in another unit than the block's (the bases differ by the
+// timestamp's sub-millisecond part).
+func prepareTimes(recs []blockRec) error {
+	if err := recs[0].resolveTime(); err != nil {
+		return err
+	}
+	nanos := blockNanos(recs)
+	for i := range recs {
+		if r := &recs[i]; r.hdrTime && r.nanosTV != nanos {
+			if err := r.resolveTime(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // hdrBase is the header timestamp in the block's unit.
 func hdrBase(ix *wire.Index, nanos bool) int64 {
 	if nanos {
@@ -325,13 +384,7 @@ func hdrBase(ix *wire.Index, nanos bool) int64 {
 // dst and returns it with the block's flags (threads, nanos). New records'
 // indexes must be resolved.
 func buildContent(dst []byte, recs []blockRec, threads bool) (content []byte, flags byte) {
-	nanos := false
-	for i := range recs {
-		if t := recs[i].time; !t.IsZero() && t.UnixNano()%int64(time.Millisecond) != 0 {
-			nanos = true
-			break
-		}
-	}
+	nanos := blockNanos(recs)
 	if nanos {
 		flags |= flagNanos
 	}
@@ -362,6 +415,9 @@ func buildContent(dst []byte, recs []blockRec, threads bool) (content []byte, fl
 		}
 		var tv int64
 		switch {
+		case r.hdrTime: // decoded lazily, same unit (prepareTimes): the same tv
+			rf |= recHdrTime
+			tv = r.tv
 		case r.time.IsZero():
 			rf |= recZeroTime
 		case r.ix != nil && r.ix.TimestampUs != 0:
@@ -453,7 +509,7 @@ func parseContent(h blockHeader, first int64, content, raw []byte) ([]blockRec, 
 		if e.flags&recZeroTime == 0 {
 			tv := r.varint()
 			if e.flags&recHdrTime != 0 {
-				rec.hdrTime, rec.tv = true, tv
+				rec.hdrTime, rec.tv, rec.nanosTV = true, tv, h.nanos
 			} else {
 				rec.time = unitTime(head+tv, h.nanos)
 			}
@@ -511,21 +567,11 @@ func parseContent(h blockHeader, first int64, content, raw []byte) ([]blockRec, 
 
 // resolveTimes computes the times stored relative to header timestamps,
 // which needs each such record's index.
-func resolveTimes(h blockHeader, recs []blockRec) error {
+func resolveTimes(recs []blockRec) error {
 	for i := range recs {
-		r := &recs[i]
-		if !r.hdrTime {
-			continue
-		}
-		ix, err := r.index()
-		if err != nil {
+		if err := recs[i].resolveTime(); err != nil {
 			return err
 		}
-		if ix.TimestampUs == 0 {
-			return fmt.Errorf("%w: header-relative time without a header timestamp", errCorruptValue)
-		}
-		r.time = unitTime(hdrBase(&ix, h.nanos)+r.tv, h.nanos)
-		r.hdrTime = false
 	}
 	return nil
 }
