@@ -1,10 +1,15 @@
 package hub
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -44,22 +49,172 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "Too many connections from this IP", http.StatusTooManyRequests)
 		return
 	}
-	defer h.limiter.release(ip)
-
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	co := &coalescer{timeout: h.cfg.SendTimeout}
+	ws, err := websocket.Accept(hijackResponse{w, co}, r, &websocket.AcceptOptions{
 		InsecureSkipVerify: true, // origins are checked above (D5)
 		CompressionMode:    websocket.CompressionDisabled,
 	})
 	if err != nil {
+		h.limiter.release(ip)
 		return
 	}
-	c := newConn(h, ws, ip, r.URL.Query().Get("batch") == "1", isAdmin(r, h.cfg.AdminToken))
+	c := newConn(h, ws, co, ip, r.URL.Query().Get("batch") == "1", isAdmin(r, h.cfg.AdminToken))
 	if !h.register(c) {
 		ws.Close(websocket.StatusGoingAway, "server shutting down")
+		h.limiter.release(ip)
 		return
 	}
-	defer h.unregister(c)
-	c.run()
+	// The connection runs on a goroutine of its own, so that net/http's
+	// handler goroutine, request and buffers are released while it lives.
+	go func() {
+		defer h.limiter.release(ip)
+		defer h.unregister(c)
+		c.run()
+	}()
+}
+
+// hijackResponse hands websocket.Accept the hijacked connection wrapped in
+// a coalescer, with small buffers: the connection's writes go through the
+// coalescer, and an idle connection holds a 256-byte read buffer and a
+// 16-byte write buffer instead of net/http's 4 KiB ones.
+type hijackResponse struct {
+	http.ResponseWriter
+	co *coalescer
+}
+
+// Hijack implements http.Hijacker.
+func (hr hijackResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(hr.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	hr.co.Conn = nc
+	// Bytes the client sent after its upgrade request are already in
+	// net/http's reader: they stay buffered in front of the connection
+	// (Accept keeps what the returned reader has buffered).
+	br := bufio.NewReaderSize(hr.co, 256)
+	if n := brw.Reader.Buffered(); n > 0 {
+		early, _ := brw.Reader.Peek(n)
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(early)), hr.co), max(256, n))
+		if _, err := br.Peek(n); err != nil {
+			return nil, nil, fmt.Errorf("keeping early client bytes: %w", err)
+		}
+	}
+	return hr.co, bufio.NewReadWriter(br, bufio.NewWriterSize(hr.co, 16)), nil
+}
+
+// Coalescer limits (see coalescer).
+const (
+	coalesceFlushAt = 64 << 10 // a corked buffer this full is written out
+	coalesceDirect  = 16 << 10 // a write this large leaves at once, with the buffer in one writev
+)
+
+// coalescerBufs recycles corked buffers, so idle connections hold none.
+var coalescerBufs = sync.Pool{New: func() any { b := make([]byte, 0, coalesceFlushAt+4<<10); return &b }}
+
+// coalescer wraps the hijacked connection. While the connection's writer
+// has it corked, the frames it sends (a cursor frame and its binary frame,
+// a page of them, a batch and the text frame after it) collect in a buffer
+// and leave in one write when it uncorks or the buffer fills. Every write
+// to the socket is bounded by the send timeout. A failed write closes the
+// connection: a frame may have been cut.
+type coalescer struct {
+	net.Conn
+	timeout time.Duration
+
+	mu     sync.Mutex
+	corked bool
+	buf    *[]byte
+	failed error
+}
+
+// Write implements io.Writer for the WebSocket library.
+func (w *coalescer) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return 0, w.failed
+	}
+	switch {
+	case !w.corked, len(p) >= coalesceDirect:
+		if err := w.flushLocked(p); err != nil {
+			return 0, err
+		}
+	default:
+		if w.buf == nil {
+			w.buf = coalescerBufs.Get().(*[]byte)
+		}
+		*w.buf = append(*w.buf, p...)
+	}
+	return len(p), nil
+}
+
+// cork starts collecting writes.
+func (w *coalescer) cork() {
+	w.mu.Lock()
+	w.corked = true
+	w.mu.Unlock()
+}
+
+// uncork writes out what was collected and stops collecting.
+func (w *coalescer) uncork() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.corked = false
+	if w.failed != nil {
+		return w.failed
+	}
+	return w.flushLocked(nil)
+}
+
+// flushIfFull writes out the collected bytes once they reach
+// coalesceFlushAt.
+func (w *coalescer) flushIfFull() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return w.failed
+	}
+	if w.buf == nil || len(*w.buf) < coalesceFlushAt {
+		return nil
+	}
+	return w.flushLocked(nil)
+}
+
+// flushLocked writes the collected bytes followed by extra, in one
+// system call, within the send timeout, and recycles the buffer.
+func (w *coalescer) flushLocked(extra []byte) error {
+	var held []byte
+	if w.buf != nil {
+		held = *w.buf
+	}
+	if len(held) == 0 && len(extra) == 0 {
+		return nil
+	}
+	_ = w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	var err error
+	switch {
+	case len(held) == 0:
+		_, err = w.Conn.Write(extra)
+	case len(extra) == 0:
+		_, err = w.Conn.Write(held)
+	default:
+		bufs := net.Buffers{held, extra}
+		_, err = bufs.WriteTo(w.Conn)
+	}
+	_ = w.Conn.SetWriteDeadline(time.Time{})
+	if w.buf != nil {
+		if cap(*w.buf) <= 4*coalesceFlushAt {
+			*w.buf = (*w.buf)[:0]
+			coalescerBufs.Put(w.buf)
+		}
+		w.buf = nil
+	}
+	if err != nil {
+		w.failed = err
+		_ = w.Conn.Close()
+	}
+	return err
 }
 
 func (h *Hub) countReject(reason string) {
@@ -74,6 +229,7 @@ func (h *Hub) countReject(reason string) {
 type conn struct {
 	h     *Hub
 	ws    *websocket.Conn
+	co    *coalescer // under ws: collects the writer's frames into few socket writes
 	ip    string
 	batch bool
 	admin bool
@@ -96,12 +252,13 @@ type conn struct {
 	scratch     []*Entry
 	pending     []*Entry // D6 batch being built
 	pendingSize int
+	pendingAt   time.Time // when the first record joined the pending batch
 	stash       []control // controls that arrived during a replay
 }
 
-func newConn(h *Hub, ws *websocket.Conn, ip string, batch, admin bool) *conn {
+func newConn(h *Hub, ws *websocket.Conn, co *coalescer, ip string, batch, admin bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
-	c := &conn{h: h, ws: ws, ip: ip, batch: batch, admin: admin, ctx: ctx, cancel: cancel,
+	c := &conn{h: h, ws: ws, co: co, ip: ip, batch: batch, admin: admin, ctx: ctx, cancel: cancel,
 		wake: make(chan struct{}, 1), ctrl: make(chan control, 4),
 		cursors: map[int32]int64{}, capped: map[int32]bool{}, windowStart: time.Now()}
 	// Live from now: a client that never resumes gets what is committed
@@ -119,13 +276,20 @@ func (c *conn) wakeUp() {
 	}
 }
 
+// stop ends the connection's context and wakes its writer, which waits
+// on c.wake alone while idle.
+func (c *conn) stop() {
+	c.cancel()
+	c.wakeUp()
+}
+
 // closeWith closes the connection with an application close code.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
 		c.countClose(code)
 		go func() {
 			c.ws.Close(code, reason)
-			c.cancel()
+			c.stop()
 		}()
 	})
 }
@@ -136,7 +300,7 @@ func (c *conn) run() {
 	go func() {
 		defer close(done)
 		if c.readLoop() {
-			c.cancel()
+			c.stop()
 		}
 	}()
 	c.wakeUp()
@@ -177,7 +341,10 @@ func (e closeError) Error() string { return fmt.Sprintf("close %d: %s", e.code, 
 // to the writer.
 func (c *conn) readLoop() (gone bool) {
 	for {
-		typ, data, err := c.ws.Read(c.ctx)
+		// No context: the connection is always closed when it ends, which
+		// ends the read, and a cancellable context would cost every idle
+		// connection a registration.
+		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if strings.Contains(err.Error(), "read limited") && c.h.metrics != nil {
 				c.h.metrics.ControlOversized.Inc() // the transport closed with 1009
@@ -214,6 +381,7 @@ func (c *conn) readLoop() (gone bool) {
 		}
 		select {
 		case c.ctrl <- ctl:
+			c.wakeUp()
 		case <-c.ctx.Done():
 			return true
 		}
@@ -225,63 +393,90 @@ func (c *conn) readLoop() (gone bool) {
 
 func (c *conn) writeLoop() error {
 	var linger *time.Timer
+	// Every send below runs with the coalescer corked, so that the frames
+	// it sends leave in as few socket writes as possible; uncorked writes
+	// them out (also after an error: an error frame precedes its close).
+	handle := func(ctl control) error {
+		c.co.cork()
+		return c.uncorked(c.handle(ctl))
+	}
+	deliver := func() (int, error) {
+		c.co.cork()
+		sent, err := c.deliver(nil, 0)
+		return sent, c.uncorked(err)
+	}
 	for {
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
 		select {
 		case ctl := <-c.ctrl:
-			if err := c.handle(ctl); err != nil {
+			if err := handle(ctl); err != nil {
 				return err
 			}
 			continue
 		default:
 		}
-		sent, err := c.deliver(nil, 0)
+		sent, err := deliver()
 		if err != nil {
 			return err
 		}
 		if sent > 0 {
 			continue
 		}
-		// Nothing more right now. A partial batch may wait a moment for
-		// more records before it leaves.
-		if len(c.pending) > 0 && c.h.cfg.BatchLinger > 0 {
+		// Nothing more right now. A partial batch may wait for more
+		// records until its first record is BatchLinger old.
+		if wait := c.lingerLeft(); wait > 0 {
 			if linger == nil {
-				linger = time.NewTimer(c.h.cfg.BatchLinger)
+				linger = time.NewTimer(wait)
 			} else {
-				linger.Reset(c.h.cfg.BatchLinger)
+				linger.Reset(wait)
 			}
 			select {
 			case <-c.ctx.Done():
 				return c.ctx.Err()
 			case ctl := <-c.ctrl:
-				if err := c.handle(ctl); err != nil {
+				if err := handle(ctl); err != nil {
 					return err
 				}
 			case <-c.wake:
 			case <-linger.C:
 			}
 			linger.Stop()
-			if sent, err = c.deliver(nil, 0); err != nil {
-				return err
-			}
-			if sent > 0 {
-				continue
-			}
+			continue
 		}
-		if err := c.flush(); err != nil {
+		c.co.cork()
+		if err := c.uncorked(c.flush()); err != nil {
 			return err
 		}
-		select {
-		case <-c.ctx.Done():
-			return c.ctx.Err()
-		case ctl := <-c.ctrl:
-			if err := c.handle(ctl); err != nil {
-				return err
-			}
-		case <-c.wake:
-		}
+		linger = nil // idle connections keep no timer
+		c.trimIdle()
+		// Idle until a record, a control frame or the end: each of them
+		// wakes the writer, so it waits on one channel.
+		<-c.wake
+	}
+}
+
+// uncorked writes out what the corked coalescer collected and returns
+// err, or the write's error.
+func (c *conn) uncorked(err error) error {
+	if ferr := c.co.uncork(); ferr != nil && err == nil {
+		c.countWriteErr(ferr) // a failure the sender saw was counted where it happened
+		err = ferr
+	}
+	return err
+}
+
+// trimIdle drops what a connection about to wait holds from its last
+// burst: references to tail entries (which would keep evicted payloads
+// alive) and large scratch slices.
+func (c *conn) trimIdle() {
+	clear(c.scratch[:cap(c.scratch)])
+	if cap(c.scratch) > 64 {
+		c.scratch = nil
+	}
+	if cap(c.pending) > 64 {
+		c.pending = nil
 	}
 }
 
@@ -392,8 +587,24 @@ func (c *conn) deliver(target map[int32]int64, budget int) (int, error) {
 			c.cursors[p] = e.Offset
 			sent++
 		}
+		// A batch whose first record has waited BatchLinger leaves now,
+		// also while records keep coming (live) or a replay pages on.
+		if len(c.pending) > 0 && c.h.cfg.BatchLinger > 0 && c.lingerLeft() <= 0 {
+			if err := c.flush(); err != nil {
+				return sent, err
+			}
+		}
 	}
 	return sent, nil
+}
+
+// lingerLeft is how long the pending batch may still wait for more
+// records (0 or less: none, or it is due).
+func (c *conn) lingerLeft() time.Duration {
+	if len(c.pending) == 0 || c.h.cfg.BatchLinger <= 0 {
+		return 0
+	}
+	return c.h.cfg.BatchLinger - time.Since(c.pendingAt)
 }
 
 // read returns up to max entries of p after the given offset: from the
@@ -536,6 +747,9 @@ func (c *conn) sendGap(p int32, count int64, reason string, from, to int64) erro
 // back, or, in batched mode (D6), into the pending batch.
 func (c *conn) sendEntry(e *Entry) error {
 	if c.batch {
+		if len(c.pending) == 0 {
+			c.pendingAt = time.Now()
+		}
 		c.pending = append(c.pending, e)
 		c.pendingSize += len(e.Payload)
 		if c.pendingSize >= c.h.cfg.BatchMaxBytes {
@@ -579,17 +793,30 @@ func (c *conn) flush() error {
 	return err
 }
 
-// write sends one frame within the send timeout.
+// write sends one frame. The coalescer bounds every socket write by the
+// send timeout, so the library needs no per-frame context: while corked,
+// the frame only joins the coalescer's buffer, which is written out when
+// it fills.
 func (c *conn) write(typ websocket.MessageType, b []byte) error {
-	ctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.SendTimeout)
-	err := c.ws.Write(ctx, typ, b)
-	cancel()
-	if err != nil && c.h.metrics != nil {
-		if errors.Is(err, context.DeadlineExceeded) {
-			c.h.metrics.SendTimeout.Inc()
-		} else if c.ctx.Err() == nil {
-			c.h.metrics.SendFailed.Inc()
-		}
+	if err := c.ctx.Err(); err != nil {
+		return err
 	}
+	err := c.ws.Write(context.Background(), typ, b)
+	if err == nil {
+		err = c.co.flushIfFull()
+	}
+	c.countWriteErr(err)
 	return err
+}
+
+// countWriteErr counts a failed or timed-out send.
+func (c *conn) countWriteErr(err error) {
+	if err == nil || c.h.metrics == nil {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) {
+		c.h.metrics.SendTimeout.Inc()
+	} else if c.ctx.Err() == nil {
+		c.h.metrics.SendFailed.Inc()
+	}
 }

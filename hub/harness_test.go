@@ -421,3 +421,12 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string, labels ma
 }
 
 var _ http.Handler = (*Hub)(nil)
+
+// roundTrip sends a ping and waits for its pong: once it returns, the
+// server has registered the connection and will deliver what is committed
+// next.
+func (c *client) roundTrip() {
+	c.t.Helper()
+	c.send(map[string]any{"type": "ping"})
+	c.until(wait, isType("pong"))
+}

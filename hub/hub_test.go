@@ -328,6 +328,7 @@ func TestSlowClientDisconnect(t *testing.T) {
 	// comes from the store and counts as lag.
 	ts := newTestServer(t, Config{TailRecords: 10, SlowThreshold: 50, SendTimeout: 30 * time.Second}, nil)
 	c := ts.dialSmallBuffer("")
+	c.roundTrip()
 	// Reach the live tail first: lag only counts after that (D4).
 	ts.appendRecords(10, 1, "")
 	ts.appendRecords(11, 1, "")

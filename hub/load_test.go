@@ -34,6 +34,7 @@ func TestStalledClientGetsEverythingOnSameSocket(t *testing.T) {
 	stall := 60 * time.Second
 	ts := newTestServer(t, Config{SlowThreshold: 0, SendTimeout: 120 * time.Second, TailRecords: 1000}, nil)
 	c := ts.dialSmallBuffer("")
+	c.roundTrip() // registered before the first record is committed
 	ts.appendRecords(10, 1, "")
 	got := records(t, c.until(wait, isType("record")))
 
