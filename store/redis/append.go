@@ -76,8 +76,14 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 		s.healthy.Store(true)
 		code, _ := res[0].(int64)
 		switch code {
-		case 1, 2:
+		case 1:
 			s.committed(b, plans, sums, res[1:])
+			return nil
+		case 2:
+			// A retry of a batch whose reply was lost: Redis holds it, and
+			// sums were recomputed from summaries that already counted it,
+			// so they are not cached; the next batch reads Redis's.
+			s.committed(b, plans, nil, nil)
 			return nil
 		case 0:
 			msg, _ := res[1].(string)

@@ -283,6 +283,12 @@ func TestRetriedBatch(t *testing.T) {
 	if err := s.Append(ctx, b2); !errors.Is(err, store.ErrOffsetOrder) {
 		t.Errorf("Append below the next offset: %v", err)
 	}
+	// The batch after the retry counts from what Redis holds, not from
+	// summaries recomputed for the retry (which already held the batch).
+	mustAppend(t, s, batchOf(plainRec(0, 2, wire.ThreadSeq{ThreadID: "r", Seq: 3})))
+	if r, _, _ := s.Run(ctx, "r"); r.Messages != 3 || r.LastSeq != 3 {
+		t.Errorf("run after a retried batch and one more: %d messages up to seq %d, want 3 up to 3", r.Messages, r.LastSeq)
+	}
 }
 
 // TestMetaLost: Redis restarted without persistence (or flushed) while the
