@@ -342,7 +342,7 @@ func blockLast(key []byte, h blockHeader) int64 {
 func blockNanos(recs []blockRec) bool {
 	for i := range recs {
 		r := &recs[i]
-		if r.hdrTime && r.nanosTV || !r.hdrTime && !r.time.IsZero() && r.time.UnixNano()%int64(time.Millisecond) != 0 {
+		if r.hdrTime && r.nanosTV || !r.hdrTime && !r.time.IsZero() && r.time.Nanosecond()%int(time.Millisecond) != 0 {
 			return true
 		}
 	}
