@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build test test-long demo proto lint fuzz bench clean
+.PHONY: all build test test-long demo proto lint fuzz bench soak faults clean
 
 all: build
 
@@ -20,10 +20,15 @@ test: lint
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=4000x
 
-# Long variants: 100 crash cycles, long fuzzing, soaks.
+# Long variants: 100 crash cycles, long fuzzing, soaks. With
+# DASHSTREAM_LONG=1 the fault tests of cmd/dashstream/internal/bench run
+# their long variants (100 SIGKILL cycles, bigger reconnect storms, the
+# stalled-client latency rounds); then every fuzz target for 2 minutes and
+# the 10-minute soak with its chart (soak-out/).
 test-long: lint
 	DASHSTREAM_LONG=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=2m
+	$(MAKE) soak SOAK=10m
 
 # The main job: embedded broker, synthetic producer, server and UI in one
 # process (flags: bin/dashstream demo -h).
@@ -54,8 +59,28 @@ fuzz:
 		done; \
 	done
 
+# `dashstream bench`: every figure against a baseline measured in the same
+# run, as a table (BENCH_FLAGS="--quick" for the 3-minute CI size, "--json"
+# for one JSON object on stdout); then the Go micro-benchmarks of wire and
+# store. See docs/benchmarks.md.
+BENCH_FLAGS ?=
 bench:
+	scripts/bench.sh $(BENCH_FLAGS)
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./wire/ ./store/...
 
+# Soak: constant load with retention active for SOAK (default 10m), then
+# soak-out/soak.csv, soak.json and soak.png (file size, RSS, goroutines,
+# latency over time). Fails unless file size and RSS level off.
+SOAK ?= 10m
+soak:
+	OUT=$(CURDIR)/soak-out scripts/soak.sh $(SOAK)
+
+# Fault harness, long variants, without the race detector (the stalled-
+# client p99 check applies): broker restart, store full, stalled clients,
+# reconnect storm, 100 SIGKILLs mid-ingest. FAULT=<name> runs one.
+FAULT ?=
+faults:
+	scripts/faults.sh $(FAULT)
+
 clean:
-	rm -rf bin out
+	rm -rf bin out soak-out

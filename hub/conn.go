@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -64,8 +65,9 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.limiter.release(ip)
 		return
 	}
-	// The connection runs on a goroutine of its own, so that net/http's
-	// handler goroutine, request and buffers are released while it lives.
+	// The connection runs on a goroutine of its own (its reader), so that
+	// net/http's handler goroutine, request and buffers are released while
+	// it lives. Its writer runs only while it has something to send.
 	go func() {
 		defer h.limiter.release(ip)
 		defer h.unregister(c)
@@ -223,9 +225,12 @@ func (h *Hub) countReject(reason string) {
 	}
 }
 
-// conn is one WebSocket connection. Its reader goroutine parses control
-// frames; its writer goroutine (run) is the only one that writes, so a
-// cursor frame and its binary frame always leave back to back.
+// conn is one WebSocket connection. Its reader goroutine (run) parses
+// control frames and lives as long as the connection; its writer
+// goroutine (writer), started by wakeUp whenever there is something to
+// send and ended when there is nothing left, is the only one that writes
+// (there is at most one at a time), so a cursor frame and its binary frame
+// always leave back to back.
 type conn struct {
 	h     *Hub
 	ws    *websocket.Conn
@@ -236,8 +241,14 @@ type conn struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wake   chan struct{}
+	wake   chan struct{} // a token for a writer waiting out a batch's linger
 	ctrl   chan control
+
+	// The writer goroutine exists only while there is something to send:
+	// an idle connection parks it (it ends), and wakeUp starts a new one.
+	// An idle connection thus costs one goroutine, its reader.
+	wstate     atomic.Int32  // writerIdle, writerRunning, writerWoken, writerEnded
+	writerDone chan struct{} // closed when the writer ended for good
 
 	closeOnce sync.Once
 
@@ -246,6 +257,7 @@ type conn struct {
 	capped      map[int32]bool  // partitions held back by REPLAY_MAX_TOTAL until the next resume
 	live        bool            // reached the live tail since the last resume
 	replaying   bool
+	storeReader bool // counted in Hub.storeReaders
 	lagInWindow int64
 	cumLag      int64
 	windowStart time.Time
@@ -256,11 +268,23 @@ type conn struct {
 	stash       []control // controls that arrived during a replay
 }
 
+// Writer states (conn.wstate).
+const (
+	writerIdle    int32 = iota // parked: no goroutine; wakeUp starts one
+	writerRunning              // a writer goroutine runs
+	writerWoken                // it runs and was woken since it last looked for work
+	writerEnded                // the connection's writer ended for good
+)
+
+// errParked ends a writer goroutine that found nothing to do.
+var errParked = errors.New("writer parked")
+
 func newConn(h *Hub, ws *websocket.Conn, co *coalescer, ip string, batch, admin bool) *conn {
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &conn{h: h, ws: ws, co: co, ip: ip, batch: batch, admin: admin, ctx: ctx, cancel: cancel,
-		wake: make(chan struct{}, 1), ctrl: make(chan control, 4),
+		wake: make(chan struct{}, 1), ctrl: make(chan control, 4), writerDone: make(chan struct{}),
 		cursors: map[int32]int64{}, capped: map[int32]bool{}, windowStart: time.Now()}
+	ws.SetReadLimit(h.cfg.ControlReadLimit)
 	// Live from now: a client that never resumes gets what is committed
 	// after it connected.
 	for p, n := range h.tail.Next() {
@@ -269,15 +293,39 @@ func newConn(h *Hub, ws *websocket.Conn, co *coalescer, ip string, batch, admin 
 	return c
 }
 
+// wakeUp makes the writer look for work: it starts a writer goroutine if
+// none runs, else marks the running one woken (so that it does not park)
+// and wakes it from a batch's linger.
 func (c *conn) wakeUp() {
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+	for {
+		switch c.wstate.Load() {
+		case writerIdle:
+			if c.wstate.CompareAndSwap(writerIdle, writerRunning) {
+				go c.writer()
+				return
+			}
+		case writerRunning:
+			if c.wstate.CompareAndSwap(writerRunning, writerWoken) {
+				return
+			}
+		default: // already woken, or ended
+			return
+		}
+	}
 }
 
-// stop ends the connection's context and wakes its writer, which waits
-// on c.wake alone while idle.
+// park ends the writer goroutine unless it was woken since it last
+// looked for work; it reports whether it parked.
+func (c *conn) park() bool {
+	return c.wstate.CompareAndSwap(writerRunning, writerIdle)
+}
+
+// stop ends the connection's context and wakes its writer (starting one
+// if it is parked), which then ends.
 func (c *conn) stop() {
 	c.cancel()
 	c.wakeUp()
@@ -294,17 +342,23 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 	})
 }
 
+// run reads the connection until it ends and its writer has ended.
 func (c *conn) run() {
-	c.ws.SetReadLimit(c.h.cfg.ControlReadLimit)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if c.readLoop() {
-			c.stop()
-		}
-	}()
-	c.wakeUp()
+	c.wakeUp() // the first writer delivers what is due, then parks
+	if c.readLoop() {
+		c.stop()
+	}
+	<-c.writerDone
+}
+
+// writer is one writer goroutine: it sends until there is nothing to do
+// (it parks and ends; wakeUp starts the next) or the connection ends (it
+// closes it).
+func (c *conn) writer() {
 	err := c.writeLoop()
+	if err == errParked {
+		return
+	}
 	var ce closeError
 	switch {
 	case errors.As(err, &ce):
@@ -316,9 +370,11 @@ func (c *conn) run() {
 		c.h.log.Debug("connection ended", "ip", c.ip, "err", err)
 		c.closeWith(websocket.StatusInternalError, "write failed")
 	}
+	c.setStoreReader(false)
 	c.cancel()
-	c.ws.CloseNow()
-	<-done
+	c.ws.CloseNow() // ends the reader's read
+	c.wstate.Store(writerEnded)
+	close(c.writerDone)
 }
 
 func (c *conn) countClose(code websocket.StatusCode) {
@@ -406,6 +462,9 @@ func (c *conn) writeLoop() error {
 		return sent, c.uncorked(err)
 	}
 	for {
+		// Looking for work from here on: a wake before this point is
+		// consumed, one after it keeps the writer from parking.
+		c.wstate.Store(writerRunning)
 		if err := c.ctx.Err(); err != nil {
 			return err
 		}
@@ -450,10 +509,13 @@ func (c *conn) writeLoop() error {
 			return err
 		}
 		linger = nil // idle connections keep no timer
+		c.setStoreReader(false)
 		c.trimIdle()
 		// Idle until a record, a control frame or the end: each of them
-		// wakes the writer, so it waits on one channel.
-		<-c.wake
+		// calls wakeUp, which starts a new writer goroutine.
+		if c.park() {
+			return errParked
+		}
 	}
 }
 
@@ -612,6 +674,7 @@ func (c *conn) lingerLeft() time.Duration {
 func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
 	var ok bool
 	c.scratch, ok = c.h.tail.After(c.scratch[:0], p, after, max, c.h.cfg.PageBytes)
+	c.setStoreReader(!ok)
 	if ok {
 		if c.h.metrics != nil {
 			c.h.metrics.MemoryHits.Inc()
@@ -621,7 +684,7 @@ func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
 		}
 		return c.scratch, nil
 	}
-	recs, _, err := c.h.st.ReadPartition(c.ctx, p, after, store.Limits{MaxRecords: max, MaxBytes: c.h.cfg.PageBytes})
+	recs, _, err := c.h.st.ReadPartition(c.ctx, p, after, store.Limits{MaxRecords: max, MaxBytes: c.storePageBytes()})
 	if err != nil {
 		return nil, fmt.Errorf("reading partition %d after %d: %w", p, after, err)
 	}
@@ -630,7 +693,7 @@ func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
 	}
 	c.scratch = c.scratch[:0]
 	for _, r := range recs {
-		c.scratch = append(c.scratch, newEntry(r.Partition, r.Offset, r.Payload))
+		c.scratch = append(c.scratch, newConnEntry(r.Partition, r.Offset, r.Payload, c.batch))
 	}
 	if c.live && !c.replaying && len(recs) > 0 {
 		if err := c.accountLag(int64(len(recs))); err != nil {
@@ -638,6 +701,36 @@ func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
 		}
 	}
 	return c.scratch, nil
+}
+
+// minStorePageBytes is the smallest store page storePageBytes shrinks to.
+const minStorePageBytes = 64 << 10
+
+// setStoreReader notes whether the connection reads from the store.
+func (c *conn) setStoreReader(on bool) {
+	if on == c.storeReader {
+		return
+	}
+	c.storeReader = on
+	if on {
+		c.h.storeReaders.Add(1)
+	} else {
+		c.h.storeReaders.Add(-1)
+	}
+}
+
+// storePageBytes is the byte budget of one store page and, while the
+// connection reads from the store, of one batched frame: PageBytes,
+// shrunk when many connections read from the store at once, so that
+// together they hold about ReplayMemory. Such a connection holds a page, a
+// pending batch and a frame buffer; at 1 MiB each, a reconnect storm of a
+// thousand replaying clients would hold gigabytes.
+func (c *conn) storePageBytes() int {
+	b := c.h.cfg.PageBytes
+	if n := c.h.storeReaders.Load(); n > 0 {
+		b = min(b, int(c.h.cfg.ReplayMemory/(3*n)))
+	}
+	return max(b, minStorePageBytes)
 }
 
 // accountLag applies the slow-client rule of DECISIONS D4 to n records the
@@ -752,7 +845,11 @@ func (c *conn) sendEntry(e *Entry) error {
 		}
 		c.pending = append(c.pending, e)
 		c.pendingSize += len(e.Payload)
-		if c.pendingSize >= c.h.cfg.BatchMaxBytes {
+		limit := c.h.cfg.BatchMaxBytes
+		if c.storeReader {
+			limit = min(limit, c.storePageBytes())
+		}
+		if c.pendingSize >= limit {
 			return c.flush()
 		}
 		return nil

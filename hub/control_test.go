@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -171,4 +172,118 @@ func FuzzParseControl(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseResume drives the resume parser with well-formed resume frames
+// built from fuzzed field values (FuzzParseControl mostly produces JSON
+// that does not parse), and checks each entry against an independent
+// reading of the same text: a partition key that is a non-negative int32
+// with an offset that is a non-negative int64 (a JSON integer or a string
+// holding one) is kept with exactly that value; anything else is skipped
+// and said why; mode and from follow the protocol's rules.
+func FuzzParseResume(f *testing.F) {
+	f.Add("0", `"12"`, "1", `7`, "cursor", "", "t1", `"5"`, true)
+	f.Add("-1", `"3"`, "x", `true`, "earliest", "partition", "", `1`, true)
+	f.Add("2", `"-5"`, "3", `1.5`, "latest", "thread", "abc", `-1`, false)
+	f.Add("2147483648", `9223372036854775808`, "007", `" 8 "`, "bogus", "x", " é ", `"18446744073709551615"`, true)
+	f.Fuzz(func(t *testing.T, k1, v1, k2, v2, from, mode, thread, seq string, withOffsets bool) {
+		frame := map[string]any{"type": "resume"}
+		if from != "" {
+			frame["from"] = from
+		}
+		if mode != "" {
+			frame["mode"] = mode
+		}
+		offs := map[string]json.RawMessage{}
+		for _, kv := range [][2]string{{k1, v1}, {k2, v2}} {
+			if json.Valid([]byte(kv[1])) {
+				offs[kv[0]] = json.RawMessage(kv[1])
+			}
+		}
+		if withOffsets {
+			frame["lastOffsetsByPartition"] = offs
+		}
+		if json.Valid([]byte(seq)) {
+			frame["lastSequencesByThread"] = map[string]json.RawMessage{thread: json.RawMessage(seq)}
+		}
+		data, err := json.Marshal(frame)
+		if err != nil {
+			return // raw values json.Valid accepted but Marshal refused
+		}
+		c, err := parseControl(data)
+		if err != nil {
+			t.Fatalf("%s: %v", data, err)
+		}
+		r := c.Resume
+		if r == nil {
+			t.Fatalf("%s: no resume", data)
+		}
+		// from and mode.
+		wantFrom := FromCursor
+		if from == FromLatest || from == FromEarliest {
+			wantFrom = from
+		}
+		if r.From != wantFrom {
+			t.Fatalf("%s: from %q, want %q", data, r.From, wantFrom)
+		}
+		wantMode := ModeThread
+		switch {
+		case mode == ModePartition || mode == ModeThread:
+			wantMode = mode
+		case withOffsets:
+			wantMode = ModePartition
+		}
+		if r.Mode != wantMode {
+			t.Fatalf("%s: mode %q, want %q", data, r.Mode, wantMode)
+		}
+		// Offsets: each entry kept exactly when it reads as valid.
+		if !withOffsets {
+			if len(r.Offsets) != 0 {
+				t.Fatalf("%s: offsets %v without lastOffsetsByPartition", data, r.Offsets)
+			}
+			return
+		}
+		want := map[int32]int64{}
+		for k, v := range offs {
+			p, err := strconv.ParseInt(k, 10, 32)
+			if err != nil || p < 0 {
+				continue
+			}
+			if o, ok := oracleOffset(v); ok {
+				want[int32(p)] = o
+			}
+		}
+		if len(want) != len(r.Offsets) {
+			t.Fatalf("%s: offsets %v, want %v (skipped %q)", data, r.Offsets, want, r.Skipped)
+		}
+		for p, o := range want {
+			if got, ok := r.Offsets[p]; !ok || got != o {
+				t.Fatalf("%s: partition %d offset %d (%v), want %d", data, p, got, ok, o)
+			}
+		}
+		if len(r.Skipped) < len(offs)-len(want) {
+			t.Fatalf("%s: %d entries dropped but %d reasons given", data, len(offs)-len(want), len(r.Skipped))
+		}
+	})
+}
+
+// oracleOffset reads an offset value the way docs/protocol.md §4 states
+// it: a JSON integer, or a string holding one (surrounding spaces
+// allowed), non-negative, within int64.
+func oracleOffset(v json.RawMessage) (int64, bool) {
+	var s string
+	if err := json.Unmarshal(v, &s); err == nil {
+		s = strings.TrimSpace(s)
+	} else {
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return 0, false
+		}
+		s = n.String()
+	}
+	o, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || o < 0 {
+		return 0, false
+	}
+	return o, true
 }

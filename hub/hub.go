@@ -25,6 +25,7 @@ type Config struct {
 	PageRecords         int           // store page size for replay and catch-up
 	PageBytes           int
 	BatchMaxBytes       int           // D6: payload bytes per batched frame
+	ReplayMemory        int64         // what connections reading from the store hold together (pages, batches, frames), about
 	BatchLinger         time.Duration // D6: how long a batch waits for more records
 	MaxConnsPerIP       int           // WEBSOCKET_MAX_CONNECTIONS_PER_IP; negative rejects everyone
 	MaxConns            int           // DASHSTREAM_MAX_CONNECTIONS
@@ -48,6 +49,7 @@ func DefaultConfig() Config {
 		PageRecords:         1000,
 		PageBytes:           1 << 20,
 		BatchMaxBytes:       1 << 20,
+		ReplayMemory:        256 << 20,
 		BatchLinger:         2 * time.Millisecond,
 		MaxConnsPerIP:       10,
 		MaxConns:            10000,
@@ -78,6 +80,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.BatchMaxBytes <= 0 {
 		c.BatchMaxBytes = d.BatchMaxBytes
+	}
+	if c.ReplayMemory <= 0 {
+		c.ReplayMemory = d.ReplayMemory
 	}
 	if c.BatchLinger < 0 {
 		c.BatchLinger = 0
@@ -112,6 +117,10 @@ type Hub struct {
 
 	epochMu sync.Mutex // serialises epoch changes
 	epoch   atomic.Pointer[string]
+
+	// storeReaders counts connections whose last read went to the store
+	// (replaying or behind the tail); their page size shrinks with it.
+	storeReaders atomic.Int64
 
 	mu     sync.Mutex
 	conns  map[*conn]struct{}

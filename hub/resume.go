@@ -188,7 +188,8 @@ threads:
 	for _, id := range ids {
 		after := store.AfterSeq(r.Threads[id])
 		for {
-			recs, more, err := c.h.st.ReadThread(c.ctx, id, after, store.Limits{MaxRecords: c.h.cfg.PageRecords, MaxBytes: c.h.cfg.PageBytes})
+			c.setStoreReader(true)
+			recs, more, err := c.h.st.ReadThread(c.ctx, id, after, store.Limits{MaxRecords: c.h.cfg.PageRecords, MaxBytes: c.storePageBytes()})
 			if err != nil {
 				return fmt.Errorf("reading thread %q: %w", truncateForLog(id), err)
 			}
@@ -203,7 +204,7 @@ threads:
 					break threads
 				}
 				seen[k] = true
-				if err := c.sendEntry(newEntry(tr.Partition, tr.Offset, tr.Payload)); err != nil {
+				if err := c.sendEntry(newConnEntry(tr.Partition, tr.Offset, tr.Payload, c.batch)); err != nil {
 					return err
 				}
 				total++

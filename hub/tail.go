@@ -19,19 +19,42 @@ type Entry struct {
 	BatchHead []byte // D6 per-record header: partition, offset, uvarint length
 }
 
-// newEntry encodes the frames of one record.
+// newEntry encodes both frames of one record (tail entries are shared by
+// connections of both modes).
 func newEntry(p int32, off int64, payload []byte) *Entry {
+	return &Entry{Partition: p, Offset: off, Payload: payload, Cursor: cursorFrame(p, off), BatchHead: batchHead(p, off, len(payload))}
+}
+
+// newConnEntry encodes only the frame a connection in batched or paired
+// mode sends: entries read from the store belong to one connection, and
+// a replay makes one per record.
+func newConnEntry(p int32, off int64, payload []byte, batched bool) *Entry {
+	e := &Entry{Partition: p, Offset: off, Payload: payload}
+	if batched {
+		e.BatchHead = batchHead(p, off, len(payload))
+	} else {
+		e.Cursor = cursorFrame(p, off)
+	}
+	return e
+}
+
+// cursorFrame is {"type":"cursor","partition":P,"offset":"O"}.
+func cursorFrame(p int32, off int64) []byte {
 	cur := make([]byte, 0, 64)
 	cur = append(cur, `{"type":"cursor","partition":`...)
 	cur = strconv.AppendInt(cur, int64(p), 10)
 	cur = append(cur, `,"offset":"`...)
 	cur = strconv.AppendInt(cur, off, 10)
-	cur = append(cur, `"}`...)
+	return append(cur, `"}`...)
+}
+
+// batchHead is the D6 per-record header: partition, offset, uvarint
+// length.
+func batchHead(p int32, off int64, n int) []byte {
 	head := make([]byte, 12, 12+binary.MaxVarintLen64)
 	binary.BigEndian.PutUint32(head[0:4], uint32(p))
 	binary.BigEndian.PutUint64(head[4:12], uint64(off))
-	head = binary.AppendUvarint(head, uint64(len(payload)))
-	return &Entry{Partition: p, Offset: off, Payload: payload, Cursor: cur, BatchHead: head}
+	return binary.AppendUvarint(head, uint64(n))
 }
 
 // size is what an entry costs in the tail's byte budget.

@@ -22,13 +22,15 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.SetOutput(stderr)
 	quick := fs.Bool("quick", false, "CI size: the whole suite in about 3 minutes on 2 cores")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout instead of the table")
-	only := fs.String("only", "", "comma-separated subset of: "+strings.Join(bench.AllBenchmarks, ","))
+	only := fs.String("only", "", "comma-separated subset of: "+strings.Join(bench.AllBenchmarks(), ","))
 	profile := fs.String("profile", "", "write CPU profiles of the server side of fan-out and replay to this directory")
 	dir := fs.String("dir", "", "scratch directory (default: a temporary one, removed afterwards)")
 	soak := fs.Duration("soak", 0, "run the soak for this long instead of the suite (e.g. 10m; CI uses 60s)")
 	out := fs.String("out", "soak-out", "soak: directory for soak.csv and soak.json")
-	soakRate := fs.Float64("soak-rate", 1000, "soak: records per second produced")
-	soakRetention := fs.String("soak-retention", "32MiB", "soak: DASHSTREAM_RETENTION_BYTES of the server")
+	soakRate := fs.Float64("soak-rate", 1000, "soak: records per second produced (synthetic agent-graph telemetry)")
+	soakRetention := fs.String("soak-retention", "", "soak: DASHSTREAM_RETENTION_BYTES of the server (default: what a quarter of the run stores)")
+	soakAge := fs.Duration("soak-age", 0, "soak: DASHSTREAM_RETENTION_AGE of the server (default: the server's)")
+	soakClients := fs.Int("soak-clients", 10, "soak: background batched WebSocket clients")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "usage: dashstream bench [flags]\n\n")
 		fmt.Fprintf(stderr, "Runs the benchmark suite: every figure against a baseline measured in the same run\n")
@@ -47,7 +49,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if *soak > 0 {
 		return bench.RunSoak(ctx, bench.SoakOptions{Duration: *soak, OutDir: *out, Rate: *soakRate,
-			RetentionBytes: *soakRetention, Dir: *dir, Progress: stderr}, stdout)
+			RetentionBytes: *soakRetention, RetentionAge: *soakAge, Clients: *soakClients, Dir: *dir, Progress: stderr}, stdout)
 	}
 	var names []string
 	if *only != "" {

@@ -1,12 +1,14 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -39,6 +41,8 @@ type Client struct {
 	WS   *websocket.Conn
 	mode string
 	buf  bytes.Buffer
+	br   *bufio.Reader // batched binary frames are parsed as they stream in
+	pay  []byte        // the payload being handed out (batched mode)
 
 	// paired mode: the cursor waiting for its binary frame.
 	haveCursor bool
@@ -55,7 +59,11 @@ type Dialer struct {
 
 // NewDialer returns a Dialer spreading over spread loopback source
 // addresses (0 or 1: the kernel's choice).
-func NewDialer(spread int) *Dialer {
+func NewDialer(spread int) *Dialer { return NewDialerReadBuffer(spread, 0) }
+
+// NewDialerReadBuffer is NewDialer with a fixed socket receive buffer of
+// rcvbuf bytes (0: the kernel's autotuning), for clients meant to stall.
+func NewDialerReadBuffer(spread, rcvbuf int) *Dialer {
 	var next atomic.Uint64
 	nd := &net.Dialer{Timeout: 30 * time.Second}
 	tr := &http.Transport{
@@ -65,7 +73,13 @@ func NewDialer(spread int) *Dialer {
 				i := next.Add(1) % uint64(spread)
 				d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, byte(2+i/254), byte(2+i%254))}
 			}
-			return d.DialContext(ctx, network, addr)
+			c, err := d.DialContext(ctx, network, addr)
+			if err == nil && rcvbuf > 0 {
+				if tc, ok := c.(*net.TCPConn); ok {
+					err = tc.SetReadBuffer(rcvbuf)
+				}
+			}
+			return c, err
 		},
 		DisableCompression: true,
 		MaxIdleConns:       -1,
@@ -105,13 +119,34 @@ func (c *Client) SendJSON(ctx context.Context, v any) error {
 }
 
 // ResumeEarliest is the partition-mode resume of everything retained.
-var ResumeEarliest = map[string]any{"type": "resume", "mode": "partition", "from": "earliest", "lastOffsetsByPartition": map[string]any{}}
+func ResumeEarliest() map[string]any {
+	return map[string]any{"type": "resume", "mode": "partition", "from": "earliest", "lastOffsetsByPartition": map[string]any{}}
+}
 
-// ReadFrame reads one frame and hands what it carries to h.
+// ReadFrame reads one frame and hands what it carries to h. A read in
+// progress ends when the connection is closed (Close); ctx is checked
+// before it starts. (A cancellable context would cost every read a
+// registration, which would make the client harness, not the server,
+// the bottleneck of the baseline.)
 func (c *Client) ReadFrame(ctx context.Context, h Handler) error {
-	typ, r, err := c.WS.Reader(ctx)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	typ, r, err := c.WS.Reader(context.Background())
 	if err != nil {
 		return err
+	}
+	if typ == websocket.MessageBinary && c.mode == ModeBatch {
+		// A batch is up to 1 MiB: read it record by record through a small
+		// buffer instead of whole, so that a thousand clients in one
+		// process do not each grow (and the runtime clear) a frame-sized
+		// buffer; only the largest single payload is held.
+		if c.br == nil {
+			c.br = bufio.NewReaderSize(r, 4<<10)
+		} else {
+			c.br.Reset(r)
+		}
+		return c.streamBatch(h.Record)
 	}
 	c.buf.Reset()
 	if _, err := c.buf.ReadFrom(r); err != nil {
@@ -195,6 +230,46 @@ func ParseBatch(b []byte, rec func(p int32, o int64, payload []byte)) error {
 	return nil
 }
 
+// streamBatch reads one D6 batched frame from c.br, calling rec for every
+// record, and fails unless the frame ends exactly after the last one.
+func (c *Client) streamBatch(rec func(p int32, o int64, payload []byte)) error {
+	t, err := c.br.ReadByte()
+	if err != nil {
+		return fmt.Errorf("D6 batch: %w", err)
+	}
+	if t != hub.BatchFrameType {
+		return fmt.Errorf("binary frame is not a D6 batch (first byte %#x)", t)
+	}
+	n, err := binary.ReadUvarint(c.br)
+	if err != nil {
+		return errors.New("D6 batch: bad record count")
+	}
+	var head [12]byte
+	for i := uint64(0); i < n; i++ {
+		if _, err := io.ReadFull(c.br, head[:]); err != nil {
+			return errors.New("D6 batch: truncated record header")
+		}
+		l, err := binary.ReadUvarint(c.br)
+		if err != nil || l > 64<<20 {
+			return errors.New("D6 batch: bad payload length")
+		}
+		if uint64(cap(c.pay)) < l {
+			c.pay = make([]byte, l)
+		}
+		pay := c.pay[:l]
+		if _, err := io.ReadFull(c.br, pay); err != nil {
+			return errors.New("D6 batch: truncated payload")
+		}
+		if rec != nil {
+			rec(int32(binary.BigEndian.Uint32(head[0:4])), int64(binary.BigEndian.Uint64(head[4:12])), pay)
+		}
+	}
+	if _, err := c.br.ReadByte(); err != io.EOF {
+		return errors.New("D6 batch: trailing bytes")
+	}
+	return nil
+}
+
 // parseCursor reads partition and offset out of a cursor frame
 // {"type":"cursor","partition":P,"offset":"O"} without a JSON decoder.
 func parseCursor(b []byte) (int32, int64, error) {
@@ -226,15 +301,3 @@ func parseCursor(b []byte) (int32, int64, error) {
 
 // Close closes the connection without a handshake.
 func (c *Client) Close() { c.WS.CloseNow() }
-
-// drainFrames reads frames until ctx ends or the connection does.
-func (c *Client) drainFrames(ctx context.Context, h Handler) error {
-	for {
-		if err := c.ReadFrame(ctx, h); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return err
-		}
-	}
-}

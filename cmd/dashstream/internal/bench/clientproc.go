@@ -7,6 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,8 +41,20 @@ func RunClientProcess(ctx context.Context, args []string, stdin io.Reader, stdou
 	task := fs.String("task", TaskFanout, "fanout or replay")
 	records := fs.Int("records", 0, "records each client waits for (fanout)")
 	spread := fs.Int("spread", 1, "loopback source addresses to spread over")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of this process here")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if _, err := RaiseNoFile(); err != nil {
 		return err
@@ -211,7 +225,7 @@ func replayOnce(ctx context.Context, c *Client) (ReplayReport, error) {
 		},
 	}
 	start := time.Now()
-	if err := c.SendJSON(ctx, ResumeEarliest); err != nil {
+	if err := c.SendJSON(ctx, ResumeEarliest()); err != nil {
 		return rep, err
 	}
 	for !complete {

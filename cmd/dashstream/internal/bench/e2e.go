@@ -3,22 +3,60 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
 // E2EResult is produce → client latency through the real server.
 type E2EResult struct {
-	MaxRecsPerS    float64 // burst throughput measured at the batched client
-	RecsPerS       float64 // the steady rate the latency was measured at (half the max)
-	Seconds        float64
-	Samples        int
-	Missing        int
-	P50MS, P99MS   float64 // batched client
-	PairedP50MS    float64
-	PairedP99MS    float64
-	BurstRecords   int
-	PayloadMeanLen int64
+	MaxRecsPerS  float64 // burst throughput measured at the batched client
+	RecsPerS     float64 // the steady rate the latency was measured at (half the max)
+	Seconds      float64
+	Samples      int
+	Missing      int
+	P50MS, P99MS float64 // batched client
+	PairedP50MS  float64
+	PairedP99MS  float64
+	BurstRecords int
+	// The disk's own fdatasync latency (4 KiB writes every 10 ms in the
+	// server's data directory) during the steady run: the floor under a
+	// durable commit, measured in the same run.
+	FsyncP50MS, FsyncP99MS, FsyncMaxMS float64
+	// Where the time goes inside the server during the steady run, from
+	// its own metrics: store Append (one bbolt transaction, fsync
+	// included) per ingest batch, estimated from the histogram buckets.
+	AppendP50MS, AppendP99MS, AppendMeanMS float64
+	Appends                                int64
+	RecordsPerAppend                       float64
+}
+
+// fsyncProbe measures the fdatasync latency of a 4 KiB write in dir
+// every interval, handing each to got, until stop is closed.
+func fsyncProbe(dir string, every time.Duration, stop <-chan struct{}, got func(time.Duration)) error {
+	f, err := os.CreateTemp(dir, "fsync-probe-")
+	if err != nil {
+		return fmt.Errorf("fsync probe: %w", err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4<<10)
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(every):
+		}
+		t := time.Now()
+		if _, err := f.WriteAt(buf, 0); err != nil {
+			return fmt.Errorf("fsync probe: %w", err)
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return fmt.Errorf("fsync probe: %w", err)
+		}
+		got(time.Since(t))
+	}
 }
 
 // benchE2E starts an embedded broker and `dashstream serve` (fsync on) as
@@ -32,7 +70,11 @@ func (e *env) benchE2E(ctx context.Context, c *Corpus, burst int, d time.Duratio
 		return res, err
 	}
 	defer b.Close()
-	srv, err := StartServe(ctx, ServeOptions{Exe: e.exe, Brokers: b.Addr(), DataDir: filepath.Join(e.dir, "e2e-data")})
+	// The burst outruns the 1000-record tail (ingest appends up to 2000
+	// records at once), so clients read from the store; with the default
+	// slow-client threshold that alone disconnects them.
+	srv, err := StartServe(ctx, ServeOptions{Exe: e.exe, Brokers: b.Addr(), DataDir: filepath.Join(e.dir, "e2e-data"),
+		Env: map[string]string{"SLOW_CLIENT_DISCONNECT_THRESHOLD": "0"}})
 	if err != nil {
 		return res, err
 	}
@@ -74,9 +116,40 @@ func (e *env) benchE2E(ctx context.Context, c *Corpus, burst int, d time.Duratio
 		burst, res.MaxRecsPerS, res.MaxRecsPerS/2, d)
 
 	res.RecsPerS = res.MaxRecsPerS / 2
+	stopProbe := make(chan struct{})
+	probed := make(chan []time.Duration, 1)
+	probeErr := make(chan error, 1)
+	go func() {
+		var lat []time.Duration
+		err := fsyncProbe(srv.DataDir, 10*time.Millisecond, stopProbe, func(d time.Duration) { lat = append(lat, d) })
+		probed <- lat
+		probeErr <- err
+	}()
+	const appendHist = "dashstream_ingest_append_duration_seconds"
+	metricsURL := srv.HTTP() + "/metrics"
+	h0, herr := scrapeHistogram(metricsURL, appendHist)
+	r0 := scrapeMetrics(metricsURL, "dashstream_ingest_records_total")
 	steadyStart := time.Now()
 	n := lp.Pace(ctx, recs, burst, res.RecsPerS, d)
 	res.Seconds = time.Since(steadyStart).Seconds()
+	if h1, err := scrapeHistogram(metricsURL, appendHist); err == nil && herr == nil {
+		h := h1.since(h0)
+		res.AppendP50MS, res.AppendP99MS = 1000*h.quantile(0.5), 1000*h.quantile(0.99)
+		res.Appends = int64(h.count)
+		if h.count > 0 {
+			res.AppendMeanMS = 1000 * h.sum / h.count
+			r1 := scrapeMetrics(metricsURL, "dashstream_ingest_records_total")
+			res.RecordsPerAppend = (r1["dashstream_ingest_records_total"] - r0["dashstream_ingest_records_total"]) / h.count
+		}
+	}
+	close(stopProbe)
+	if flat := <-probed; len(flat) > 0 {
+		res.FsyncP50MS, res.FsyncP99MS = ms(percentile(flat, 50)), ms(percentile(flat, 99))
+		res.FsyncMaxMS = ms(percentile(flat, 100))
+	}
+	if err := <-probeErr; err != nil {
+		return res, err
+	}
 	if err := cl.Flush(ctx); err != nil {
 		return res, fmt.Errorf("e2e: %w", err)
 	}
@@ -103,7 +176,14 @@ func (e *env) benchE2E(ctx context.Context, c *Corpus, burst int, d time.Duratio
 	lp.mu.Lock()
 	lp.sent = saved
 	lp.mu.Unlock()
-	blatency, missing := lp.Latencies(bc, warm, 0)
+	bs, missing := lp.Samples(bc, steadyStart, 0)
+	e.progress("  e2e: p99 ms by second of the steady run:%s", perSecond(bs, steadyStart))
+	var blatency []time.Duration
+	for _, s := range bs {
+		if !s.At.Before(warm) {
+			blatency = append(blatency, s.Lat)
+		}
+	}
 	res.Samples, res.Missing = len(blatency), missing
 	res.P50MS, res.P99MS = ms(percentile(blatency, 50)), ms(percentile(blatency, 99))
 	res.PairedP50MS, res.PairedP99MS = ms(percentile(platency, 50)), ms(percentile(platency, 99))

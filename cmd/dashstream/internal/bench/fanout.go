@@ -38,8 +38,12 @@ func (e *env) fanoutOnce(ctx context.Context, srv fanServer, n int, mode string,
 	for _, b := range batches {
 		total += len(b.Records)
 	}
-	p, err := e.spawnClient(ctx, "-task", TaskFanout, "-url", srv.URL(), "-n", strconv.Itoa(n), "-mode", mode,
-		"-records", strconv.Itoa(total), "-spread", strconv.Itoa(e.spread(n)))
+	args := []string{"-task", TaskFanout, "-url", srv.URL(), "-n", strconv.Itoa(n), "-mode", mode,
+		"-records", strconv.Itoa(total), "-spread", strconv.Itoa(e.spread(n))}
+	if e.profileDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(e.profileDir, fmt.Sprintf("client-%s-%d.pprof", mode, n)))
+	}
+	p, err := e.spawnClient(ctx, args...)
 	if err != nil {
 		return 0, err
 	}
@@ -99,7 +103,7 @@ func (e *env) benchFanout(ctx context.Context, c *Corpus, n, records int, modes 
 				return nil, err
 			}
 			profile := ""
-			if e.profileDir != "" && kind != ModeBare {
+			if e.profileDir != "" {
 				profile = filepath.Join(e.profileDir, fmt.Sprintf("fanout-%s-%d-round%d.pprof", kind, n, r))
 			}
 			d, err := e.fanoutOnce(ctx, srv, n, kind, batches, profile)

@@ -3,8 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"time"
 
@@ -75,10 +78,27 @@ func (e *env) benchIdle(ctx context.Context, c *Corpus, n int) (IdleResult, erro
 		return res, fmt.Errorf("idle bench: %d of %d clients still connected", srv.Clients(), n)
 	}
 	g1 := runtime.NumGoroutine()
+	if e.profileDir != "" {
+		if err := writeHeapProfile(filepath.Join(e.profileDir, "idle-heap.pprof")); err != nil {
+			return res, err
+		}
+	}
 	res.RSSBefore, res.RSSAfter = rss0, rss1
 	res.BytesPerConn = float64(rss1-rss0) / float64(n)
 	res.HeapBytesPerConn = (float64(ms1.HeapInuse) - float64(ms0.HeapInuse)) / float64(n)
 	res.StackBytesPerConn = (float64(ms1.StackInuse) - float64(ms0.StackInuse)) / float64(n)
 	res.GoroutinesPerConn = float64(g1-g0) / float64(n)
 	return res, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		return fmt.Errorf("heap profile: %w", err)
+	}
+	return nil
 }

@@ -45,6 +45,8 @@ func StartLatencyClient(ctx context.Context, d *Dialer, url, mode string, keep b
 		return nil, err
 	}
 	pong := false
+	t := time.AfterFunc(30*time.Second, c.Close)
+	defer t.Stop()
 	for !pong {
 		if err := c.ReadFrame(ctx, Handler{Control: func(t string, _ []byte) { pong = pong || t == "pong" }}); err != nil {
 			c.Close()
@@ -157,6 +159,17 @@ func (lp *LatencyProducer) Produce(ctx context.Context, r synth.Record) {
 	})
 }
 
+// sentCopy returns a copy of the acknowledged records' produce times.
+func (lp *LatencyProducer) sentCopy() map[PO]time.Time {
+	lp.mu.Lock()
+	defer lp.mu.Unlock()
+	out := make(map[PO]time.Time, len(lp.sent))
+	for k, v := range lp.sent {
+		out[k] = v
+	}
+	return out
+}
+
 // Acked is the number of records acknowledged by the broker.
 func (lp *LatencyProducer) Acked() int64 {
 	lp.mu.Lock()
@@ -171,18 +184,34 @@ func (lp *LatencyProducer) Err() error {
 	return lp.err
 }
 
+// Sample is one record's produce time and latency.
+type Sample struct {
+	At  time.Time
+	Lat time.Duration
+}
+
 // Latencies matches acknowledged records with their arrival at lc and
 // returns the latencies of records sent at or after since; matched and
 // older records are forgotten. Records not yet arrived and sent within
 // grace of now are kept for the next call; older ones count as missing.
 func (lp *LatencyProducer) Latencies(lc *LatencyClient, since time.Time, grace time.Duration) (lat []time.Duration, missing int) {
+	ss, missing := lp.Samples(lc, since, grace)
+	lat = make([]time.Duration, len(ss))
+	for i, s := range ss {
+		lat[i] = s.Lat
+	}
+	return lat, missing
+}
+
+// Samples is Latencies with the produce time of each record.
+func (lp *LatencyProducer) Samples(lc *LatencyClient, since time.Time, grace time.Duration) (ss []Sample, missing int) {
 	lp.mu.Lock()
 	defer lp.mu.Unlock()
 	now := time.Now()
 	for k, at := range lp.sent {
 		if got, ok := lc.take(k); ok {
 			if !at.Before(since) {
-				lat = append(lat, got.Sub(at))
+				ss = append(ss, Sample{at, got.Sub(at)})
 			}
 			delete(lp.sent, k)
 			continue
@@ -192,7 +221,7 @@ func (lp *LatencyProducer) Latencies(lc *LatencyClient, since time.Time, grace t
 			missing++
 		}
 	}
-	return lat, missing
+	return ss, missing
 }
 
 // Pace produces recs[from:] cyclically at perSecond records per second
@@ -211,4 +240,24 @@ func (lp *LatencyProducer) Pace(ctx context.Context, recs []synth.Record, from i
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
+}
+
+// perSecond renders the p99 of samples grouped by the second (since
+// start) they were produced in, for progress output.
+func perSecond(ss []Sample, start time.Time) string {
+	buckets := map[int][]time.Duration{}
+	last := 0
+	for _, s := range ss {
+		b := int(s.At.Sub(start) / time.Second)
+		buckets[b] = append(buckets[b], s.Lat)
+		last = max(last, b)
+	}
+	out := ""
+	for b := 0; b <= last; b++ {
+		if len(buckets[b]) == 0 {
+			continue
+		}
+		out += fmt.Sprintf(" %d:%.0f", b, ms(percentile(buckets[b], 99)))
+	}
+	return out
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -60,6 +61,12 @@ func StartServe(ctx context.Context, o ServeOptions) (*ServeProc, error) {
 	}
 	for k, v := range o.Env {
 		env[k] = v
+	}
+	// Experiments: DASHSTREAM_BENCH_SERVE_ENV="K=V,K=V" adds settings.
+	for _, kv := range strings.Split(os.Getenv("DASHSTREAM_BENCH_SERVE_ENV"), ",") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(kv), "="); ok {
+			env[k] = v
+		}
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -70,9 +69,13 @@ func newHubServer(cfg hub.Config, st store.Store) (*hubServer, error) {
 	return &hubServer{st: st, h: h, srv: srv, url: url}, nil
 }
 
-func (s *hubServer) URL() string  { return s.url }
+// URL implements fanServer.
+func (s *hubServer) URL() string { return s.url }
+
+// Clients implements fanServer.
 func (s *hubServer) Clients() int { return s.h.Clients() }
 
+// Feed commits b to the store and tells the hub, as ingest does.
 func (s *hubServer) Feed(b store.Batch) {
 	if err := s.st.Append(context.Background(), b); err != nil {
 		panic(fmt.Sprintf("bench: appending to the memory store: %v", err))
@@ -80,6 +83,7 @@ func (s *hubServer) Feed(b store.Batch) {
 	s.h.Appended(b)
 }
 
+// Close shuts the hub, the HTTP server and the store down.
 func (s *hubServer) Close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -112,6 +116,7 @@ func newBareServer() (*bareServer, error) {
 	return s, nil
 }
 
+// ServeHTTP upgrades and then writes every logged record to the client.
 func (s *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
@@ -149,9 +154,13 @@ func (s *bareServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (s *bareServer) URL() string  { return s.url }
+// URL implements fanServer.
+func (s *bareServer) URL() string { return s.url }
+
+// Clients implements fanServer.
 func (s *bareServer) Clients() int { return int(s.conns.Load()) }
 
+// Feed appends the batch's payloads to the log and wakes every connection.
 func (s *bareServer) Feed(b store.Batch) {
 	s.mu.Lock()
 	for _, r := range b.Records {
@@ -162,6 +171,7 @@ func (s *bareServer) Feed(b store.Batch) {
 	s.mu.Unlock()
 }
 
+// Close stops the connections and the HTTP server.
 func (s *bareServer) Close() {
 	close(s.stop)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -189,5 +199,3 @@ func waitClients(ctx context.Context, srv fanServer, n int, timeout time.Duratio
 	}
 	return nil
 }
-
-var errStopped = errors.New("stopped")
