@@ -684,7 +684,7 @@ func (c *conn) read(p int32, after int64, max int) ([]*Entry, error) {
 		}
 		return c.scratch, nil
 	}
-	recs, _, err := c.h.st.ReadPartition(c.ctx, p, after, store.Limits{MaxRecords: max, MaxBytes: c.storePageBytes()})
+	recs, _, err := c.h.st.ReadPartition(c.ctx, p, after, store.Limits{MaxRecords: max, MaxBytes: c.storePageBytes(), PayloadOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("reading partition %d after %d: %w", p, after, err)
 	}

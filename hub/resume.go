@@ -189,7 +189,7 @@ threads:
 		after := store.AfterSeq(r.Threads[id])
 		for {
 			c.setStoreReader(true)
-			recs, more, err := c.h.st.ReadThread(c.ctx, id, after, store.Limits{MaxRecords: c.h.cfg.PageRecords, MaxBytes: c.storePageBytes()})
+			recs, more, err := c.h.st.ReadThread(c.ctx, id, after, store.Limits{MaxRecords: c.h.cfg.PageRecords, MaxBytes: c.storePageBytes(), PayloadOnly: true})
 			if err != nil {
 				return fmt.Errorf("reading thread %q: %w", truncateForLog(id), err)
 			}

@@ -84,7 +84,8 @@ type Ingester struct {
 	adm   *kadm.Client
 	dlq   *dlqSender
 	ids   idFinder
-	// extract indexes a Kafka value (wire.Extract; replaceable in tests).
+	// extract indexes a Kafka value (wire.Extract; replaceable in tests,
+	// but records say Extracted, so a replacement must agree with it).
 	extract func(payload []byte, maxPayload int) (wire.Index, error)
 	heads   *sessionHeads
 	seq     *SequenceValidator

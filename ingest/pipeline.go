@@ -122,7 +122,8 @@ func (i *Ingester) process(ctx context.Context, r *kgo.Record) (store.Record, ou
 			i.m.E2ELatency.Observe(float64(lat) / float64(time.Millisecond))
 		}
 	}
-	return store.Record{Partition: p, Offset: off, Time: r.Timestamp, Payload: r.Value, Index: idx}, outOK
+	// Extracted: the store need not extract the index again to check it.
+	return store.Record{Partition: p, Offset: off, Time: r.Timestamp, Payload: r.Value, Index: idx, Extracted: true}, outOK
 }
 
 // oldDataFailure counts a failure of old data (never DLQ'd, never

@@ -22,6 +22,12 @@ type Record struct {
 	Time      time.Time  // Kafka record timestamp; drives age retention
 	Payload   []byte     // original Kafka value
 	Index     wire.Index // type, header timestamp, threads, run events
+	// Extracted says Index is exactly wire.Extract(Payload,
+	// wire.DefaultMaxPayload), as ingest extracted it. A backend that
+	// derives indexes from payloads (bolt) then trusts it instead of
+	// extracting again to check; false only costs that check. Reads may
+	// return it false.
+	Extracted bool
 }
 
 // Skip reasons for SkippedRange.
@@ -54,6 +60,10 @@ type Batch struct {
 type Limits struct {
 	MaxRecords int
 	MaxBytes   int
+	// PayloadOnly: the caller needs Partition, Offset and Payload only
+	// (a replay to sockets). A backend may then leave Time and Index zero
+	// where filling them costs work; bolt skips re-extracting indexes.
+	PayloadOnly bool
 }
 
 // ThreadKey orders a thread's index entries: sequence, then partition,

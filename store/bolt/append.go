@@ -183,11 +183,15 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		if ratio == 0 {
 			ratio = initialRatio
 		}
+		// The estimate counts the meta of records whose index is stored
+		// (resolveIndexCheap knows it when no extraction is needed);
+		// leaving it out made blocks overshoot a page and re-encode.
 		est := func(r *blockRec) (stored float64, content int) {
 			if isRawPayload(r.payload) {
-				return float64(len(r.payload)) + 64*ratio, len(r.payload) + 64
+				return float64(len(r.payload)) + float64(8+len(r.meta))*ratio, len(r.payload) + 8 + len(r.meta)
 			}
-			return float64(len(r.payload)+8) * ratio, len(r.payload) + 8
+			n := len(r.payload) + 8 + len(r.meta)
+			return float64(n) * ratio, n
 		}
 		var cur []blockRec
 		var size float64
@@ -202,7 +206,8 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		}
 		for _, i := range pw.idx {
 			r := &recs[i]
-			br := blockRec{off: r.Offset, time: r.Time, payload: r.Payload, ix: &r.Index}
+			br := blockRec{off: r.Offset, time: r.Time, payload: r.Payload, ix: &r.Index, extracted: r.Extracted}
+			br.resolveIndexCheap()
 			e, n := est(&br)
 			if len(cur) > 0 && (len(cur) >= blockMaxRecords || size+e > float64(s.blk.target) || content+n > blockMaxContent) {
 				pw.jobs = append(pw.jobs, blockJob{recs: cur, threads: threads})
@@ -525,10 +530,15 @@ func (s *Store) appendTx(tx *bbolt.Tx, b *store.Batch, parts []*partWrite) (*sta
 func (s *Store) indexThreads(tx *bbolt.Tx, recs []store.Record, st *state) error {
 	byName := map[string][]store.ThreadKey{}
 	var names []string
+	sanitized := map[string]string{} // a batch repeats its threads
 	for i := range recs {
 		r := &recs[i]
 		for _, t := range r.Index.Threads {
-			name := wire.SanitizeKey(t.ThreadID)
+			name, ok := sanitized[t.ThreadID]
+			if !ok {
+				name = wire.SanitizeKey(t.ThreadID)
+				sanitized[t.ThreadID] = name
+			}
 			if name == "" {
 				continue
 			}
@@ -567,6 +577,7 @@ type runEntry struct {
 func (s *Store) updateRuns(tx *bbolt.Tx, recs []store.Record) error {
 	runs, rt := tx.Bucket(bThreads), tx.Bucket(bRunTime)
 	entries := map[string]*runEntry{}
+	keys := map[string]string{} // thread id → run key, once per batch
 	var order []string
 	for i := range recs {
 		r := &recs[i]
@@ -574,11 +585,15 @@ func (s *Store) updateRuns(tx *bbolt.Tx, recs []store.Record) error {
 			if t.ThreadID == "" {
 				continue
 			}
-			rk := string(runKey(t.ThreadID))
+			rk, ok := keys[t.ThreadID]
+			if !ok {
+				rk = string(runKey(t.ThreadID))
+				keys[t.ThreadID] = rk
+			}
 			e := entries[rk]
 			if e == nil {
 				e = &runEntry{}
-				if v := runs.Get(runKey(t.ThreadID)); v != nil {
+				if v := runs.Get([]byte(rk)); v != nil {
 					sum, ok := decodeRun(v)
 					if ok {
 						e.sum = sum

@@ -49,11 +49,15 @@ type copied struct {
 	recs     []blockRec // decoded lazily
 }
 
-func (s *Store) decodeCopied(b *copied) error {
+func (s *Store) decodeCopied(b *copied, payloadOnly bool) error {
 	if b.recs != nil {
 		return nil
 	}
-	_, recs, err := s.z.decodeBlock(b.key, b.val)
+	decode := s.z.decodeBlock
+	if payloadOnly {
+		decode = s.z.decodeBlockLazy // header-relative times stay unresolved
+	}
+	_, recs, err := decode(b.key, b.val)
 	if err != nil {
 		return fmt.Errorf("store %s: partition %d block %d: %w", s.path, b.p, beU64(b.key), err)
 	}
@@ -61,8 +65,17 @@ func (s *Store) decodeCopied(b *copied) error {
 	return nil
 }
 
-// record turns a decoded block record into a store.Record.
-func (s *Store) record(p int32, r *blockRec) (store.Record, error) {
+// record turns a decoded block record into a store.Record. payloadOnly
+// leaves out the index and a header-relative time (both need the payload
+// extracted again).
+func (s *Store) record(p int32, r *blockRec, payloadOnly bool) (store.Record, error) {
+	if payloadOnly {
+		rec := store.Record{Partition: p, Offset: r.off, Payload: r.payload}
+		if !r.hdrTime {
+			rec.Time = r.time
+		}
+		return rec, nil
+	}
 	ix, err := r.index()
 	if err == nil && r.derived {
 		r.ix = nil // do not keep the decoded index alive with the block
@@ -127,7 +140,7 @@ func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim sto
 	var out []store.Record
 	bytes := 0
 	for _, b := range blocks {
-		if err := s.decodeCopied(b); err != nil {
+		if err := s.decodeCopied(b, lim.PayloadOnly); err != nil {
 			return nil, false, err
 		}
 		for i := range b.recs {
@@ -138,7 +151,7 @@ func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim sto
 			if len(out) >= maxN || (len(out) > 0 && bytes+len(r.payload) > maxB) {
 				return out, true, nil
 			}
-			rec, err := s.record(p, r)
+			rec, err := s.record(p, r, lim.PayloadOnly)
 			if err != nil {
 				return nil, false, err
 			}
@@ -233,7 +246,7 @@ func (s *Store) ReadThread(ctx context.Context, threadID string, after store.Thr
 	out := make([]store.ThreadRecord, 0, len(entries))
 	bytes := 0
 	for _, e := range entries {
-		if err := s.decodeCopied(e.block); err != nil {
+		if err := s.decodeCopied(e.block, lim.PayloadOnly); err != nil {
 			return nil, false, err
 		}
 		recs := e.block.recs
@@ -245,7 +258,7 @@ func (s *Store) ReadThread(ctx context.Context, threadID string, after store.Thr
 		if len(out) > 0 && bytes+len(r.payload) > maxB {
 			return out, true, nil
 		}
-		rec, err := s.record(e.block.p, r)
+		rec, err := s.record(e.block.p, r, lim.PayloadOnly)
 		if err != nil {
 			return nil, false, err
 		}

@@ -121,9 +121,12 @@ var errNotDerivable = errors.New("index no longer derives from the payload")
 type blockRec struct {
 	off     int64
 	time    time.Time
-	derived bool   // the index is wire.Extract(payload)
-	meta    []byte // encoded wire.Index unless derived
-	payload []byte
+	derived bool // the index is wire.Extract(payload)
+	// extracted: a new record whose caller says ix is wire.Extract(payload)
+	// (store.Record.Extracted).
+	extracted bool
+	meta      []byte // encoded wire.Index unless derived
+	payload   []byte
 	// ix is the record's index: a new record's, until encodeBlock resolved
 	// it into derived or meta, or a decoded one's once index() ran.
 	ix *wire.Index
@@ -156,18 +159,46 @@ func (r *blockRec) resolveTime() error {
 }
 
 // resolveIndex decides for a new record whether its index is derived from
-// the payload or stored as meta. It keeps ix for buildContent.
+// the payload or stored as meta. It keeps ix for buildContent. A record
+// the caller marked Extracted is derived without extracting again; a
+// payload that is not one self-delimited field is not worth the check (a
+// DashStream message is one), so its index is stored.
 func (r *blockRec) resolveIndex() {
 	if r.ix == nil || r.derived || r.meta != nil {
 		return
 	}
-	if !isRawPayload(r.payload) {
+	switch {
+	case r.extracted && derivable(r.payload):
+		r.derived = true
+		return
+	case derivable(r.payload) && selfDelimited(r.payload):
 		if got, err := wire.Extract(r.payload, wire.DefaultMaxPayload); err == nil && sameIndex(&got, r.ix) {
 			r.derived = true
 			return
 		}
 	}
-	r.meta = appendMeta(nil, r.ix)
+	r.meta = wire.AppendIndex(nil, r.ix)
+}
+
+// resolveIndexCheap resolves what needs no wire.Extract (a record marked
+// Extracted, or a payload that cannot derive), so the block estimate
+// knows the meta bytes; the rest waits for resolveIndex on an encoder.
+func (r *blockRec) resolveIndexCheap() {
+	if r.ix == nil || r.derived || r.meta != nil {
+		return
+	}
+	if !r.extracted && derivable(r.payload) && selfDelimited(r.payload) {
+		return
+	}
+	r.resolveIndex()
+}
+
+// derivable reports whether a payload's index may be derived from it: a
+// plain (0x00) payload within the size wire.Extract accepts by default, so
+// extracting it again on read needs no decompression and cannot fail
+// where ingest's (larger) limit let it through.
+func derivable(p []byte) bool {
+	return len(p) > 0 && p[0] == wire.FrameRaw && len(p) <= wire.DefaultMaxPayload
 }
 
 // index returns the record's index, extracting or decoding it once.
@@ -181,15 +212,23 @@ func (r *blockRec) index() (wire.Index, error) {
 		if ix, err = wire.Extract(r.payload, wire.DefaultMaxPayload); err != nil {
 			return wire.Index{}, fmt.Errorf("%w: %v", errNotDerivable, err)
 		}
-	} else if ix, err = decodeMeta(r.meta); err != nil {
-		return wire.Index{}, err
+	} else if ix, err = wire.DecodeIndex(r.meta); err != nil {
+		return wire.Index{}, fmt.Errorf("%w: meta: %v", errCorruptValue, err)
 	}
 	r.ix = &ix
 	return ix, nil
 }
 
-// threads returns the record's thread list.
+// threads returns the record's thread list, decoding no more of a stored
+// index than the list.
 func (r *blockRec) threads() ([]wire.ThreadSeq, error) {
+	if r.ix == nil && !r.derived {
+		ts, err := wire.DecodeIndexThreads(r.meta)
+		if err != nil {
+			return nil, fmt.Errorf("%w: meta: %v", errCorruptValue, err)
+		}
+		return ts, nil
+	}
 	ix, err := r.index()
 	return ix.Threads, err
 }

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
@@ -129,25 +130,29 @@ func readAll(t *testing.T, s *Store, p int32) []store.Record {
 	}
 }
 
+// TestMetaRoundTrip: a block keeps a stored index (wire's codec) and
+// eviction reads its threads alone.
 func TestMetaRoundTrip(t *testing.T) {
 	ix := wire.Index{Type: pb.MessageType_MESSAGE_TYPE_EVENT_BATCH, TimestampUs: -5, SchemaVersion: 3, MultiThread: true,
 		Threads: []wire.ThreadSeq{{ThreadID: "a", Seq: 1}, {ThreadID: "b", Seq: 1 << 60}},
 		Events: []wire.RunEvent{{ThreadID: "a", Seq: 1, TimestampUs: 9, EventType: pb.EventType_EVENT_TYPE_NODE_ERROR,
 			GraphName: "g", ErrorText: "boom", NodeID: "n1"}}}
-	got, err := decodeMeta(appendMeta(nil, &ix))
-	if err != nil || !reflect.DeepEqual(got, ix) {
-		t.Fatalf("meta round trip: %+v, %v", got, err)
-	}
-	ts, err := decodeThreads(appendMeta(nil, &ix))
+	r := blockRec{meta: wire.AppendIndex(nil, &ix)}
+	ts, err := r.threads()
 	if err != nil || !reflect.DeepEqual(ts, ix.Threads) {
 		t.Fatalf("threads: %+v, %v", ts, err)
 	}
-	// wire.Index must not grow fields the meta encoding does not carry.
-	if n := reflect.TypeOf(wire.Index{}).NumField(); n != 6 {
-		t.Fatalf("wire.Index has %d fields; update appendMeta/decodeMeta and sameIndex", n)
+	got, err := r.index()
+	if err != nil || !reflect.DeepEqual(got, ix) {
+		t.Fatalf("meta round trip: %+v, %v", got, err)
 	}
-	if n := reflect.TypeOf(wire.RunEvent{}).NumField(); n != 7 {
-		t.Fatalf("wire.RunEvent has %d fields; update appendMeta/decodeMeta", n)
+	bad := blockRec{meta: []byte{1, 2}}
+	if _, err := bad.index(); !errors.Is(err, errCorruptValue) {
+		t.Fatalf("corrupt meta: %v", err)
+	}
+	// sameIndex must compare every field of wire.Index.
+	if n := reflect.TypeOf(wire.Index{}).NumField(); n != 6 {
+		t.Fatalf("wire.Index has %d fields; update sameIndex", n)
 	}
 }
 

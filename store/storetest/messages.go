@@ -206,6 +206,36 @@ func testBytesIdentical(t *testing.T, h harness) {
 			}
 		}
 	}
+	// A payload-only read returns the same records and bytes.
+	for p := range int32(3) {
+		want := ofPartition(recs, p)
+		got := readPartition(t, s, p, -1, store.Limits{MaxRecords: 2, PayloadOnly: true})
+		if len(got) != len(want) {
+			t.Fatalf("partition %d payload-only: %d records, want %d", p, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Partition != p || got[i].Offset != want[i].Offset || !bytes.Equal(got[i].Payload, want[i].Payload) {
+				t.Fatalf("partition %d payload-only record %d: %d/%d differs", p, i, got[i].Partition, got[i].Offset)
+			}
+		}
+	}
+	// Records marked Extracted (as ingest marks them) read back the same.
+	xs, _ := h.fresh(t, store.Retention{})
+	xrecs := slices.Clone(recs)
+	for i := range xrecs {
+		xrecs[i].Extracted = true
+	}
+	mustAppend(t, xs, batch(xrecs...))
+	for p := range int32(3) {
+		want := ofPartition(recs, p)
+		got := readPartition(t, xs, p, -1, store.Limits{})
+		sameRecords(t, fmt.Sprintf("extracted partition %d", p), got, want)
+		for i := range got {
+			if !sameIndex(got[i].Index, want[i].Index) {
+				t.Errorf("extracted partition %d offset %d: index %+v, want %+v", p, got[i].Offset, got[i].Index, want[i].Index)
+			}
+		}
+	}
 	// Every record is found under every thread it touches, bytes intact.
 	byThread := map[string][]store.Record{}
 	for _, r := range recs {
