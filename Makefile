@@ -7,18 +7,59 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build test test-long demo proto lint fuzz bench soak faults clean
+.PHONY: all build webui test test-ui test-ui-long test-long demo proto lint fuzz bench soak faults clean
 
 all: build
 
-build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dashstream
+# The binary with the web UI embedded (-tags webui). A fresh clone without
+# Node still compiles with plain `go build ./cmd/dashstream` (placeholder page).
+build: webui
+	$(GO) build -tags webui -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dashstream
+
+# The web UI (TypeScript, Vite) into webui/dist: `npm ci` when
+# webui/node_modules is missing or older than package-lock.json, then
+# `npm run build` (type check + bundle) when a source changed.
+NPM       ?= npm
+WEBUI_SRC := $(shell find webui/src webui/index.html webui/package.json webui/vite.config.ts webui/tsconfig.json -type f 2>/dev/null)
+
+webui: webui/dist/index.html
+
+webui/node_modules/.package-lock.json: webui/package-lock.json
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "error: npm not found. The web UI needs Node.js >= 20.19 with npm" \
+		"(https://nodejs.org or apt-get install nodejs npm). Without it, 'go build ./cmd/dashstream'" \
+		"builds the server with a placeholder page." >&2; exit 1; }
+	cd webui && $(NPM) ci --no-audit --no-fund
+	@touch $@
+
+webui/dist/index.html: webui/node_modules/.package-lock.json $(WEBUI_SRC)
+	@command -v $(NPM) >/dev/null 2>&1 || { echo "error: npm not found (see above)" >&2; exit 1; }
+	cd webui && $(NPM) run build
+	@touch $@
 
 # Every test the project has: lint, unit and integration tests with the race
 # detector, then a short fuzzing pass over each fuzz target.
 test: lint
 	$(GO) test -race -count=1 -timeout 12m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=4000x
+	$(MAKE) test-ui
+
+# Web UI tests: vitest (client logic on recorded frame sequences), then the
+# browser tests (playwright-core driving Debian's /usr/bin/chromium against
+# `dashstream demo` processes on free ports), under 5 minutes on 2 cores.
+# The browser tests run a private copy of the binary ($(UI_TEST_BIN)), so
+# a rebuild of $(BIN) meanwhile cannot change it under them. Screenshots and
+# figures (apply lag, stepping latency) go to webui/test-results/.
+UI_TEST_BIN := out/dashstream-webui-e2e
+
+test-ui: build
+	cd webui && $(NPM) test
+	@mkdir -p out && cp $(BIN) $(UI_TEST_BIN).tmp && mv $(UI_TEST_BIN).tmp $(UI_TEST_BIN)
+	cd webui && DASHSTREAM_BIN=$(CURDIR)/$(UI_TEST_BIN) $(NPM) run test:e2e
+
+# Longer browser measurements (apply lag at 2 000 records/s over minutes).
+test-ui-long: build
+	@mkdir -p out && cp $(BIN) $(UI_TEST_BIN).tmp && mv $(UI_TEST_BIN).tmp $(UI_TEST_BIN)
+	cd webui && DASHSTREAM_BIN=$(CURDIR)/$(UI_TEST_BIN) $(NPM) run test:e2e-long
 
 # Long variants: 100 crash cycles, long fuzzing, soaks. With
 # DASHSTREAM_LONG=1 the fault tests of cmd/dashstream/internal/bench run
@@ -28,6 +69,7 @@ test: lint
 test-long: lint
 	DASHSTREAM_LONG=1 $(GO) test -race -count=1 -timeout 60m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=2m
+	$(MAKE) test-ui-long
 	$(MAKE) soak SOAK=10m
 
 # The main job: embedded broker, synthetic producer, server and UI in one
@@ -83,4 +125,4 @@ faults:
 	scripts/faults.sh $(FAULT)
 
 clean:
-	rm -rf bin out soak-out
+	rm -rf bin out webui/dist webui/test-results soak-out

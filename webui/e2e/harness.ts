@@ -2,7 +2,7 @@
 // dir, and headless Chromium (Debian's /usr/bin/chromium, never a
 // downloaded browser) driven by playwright-core.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +11,24 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const WEBUI = resolve(here, '..');
-export const BIN = process.env.DASHSTREAM_BIN ?? resolve(WEBUI, '..', 'bin', 'dashstream');
+export const BIN_SOURCE = process.env.DASHSTREAM_BIN ?? resolve(WEBUI, '..', 'bin', 'dashstream');
+/**
+ * A private copy of the binary, so another build in the shared tree cannot
+ * swap it during the tests.
+ */
+export const BIN = (() => {
+  const copy = join(tmpdir(), `dashstream-e2e-${process.pid}-${Date.now()}`);
+  copyFileSync(BIN_SOURCE, copy);
+  chmodSync(copy, 0o755);
+  process.on('exit', () => {
+    try {
+      unlinkSync(copy);
+    } catch {
+      // gone already
+    }
+  });
+  return copy;
+})();
 export const OUT = resolve(WEBUI, 'test-results');
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -120,6 +137,10 @@ export class Demo {
       60_000,
       200,
     );
+    const index = await (await fetch(this.base + '/')).text();
+    if (index.includes('UI not built')) {
+      throw new FatalError(`${BIN_SOURCE} serves the placeholder page: build it with the UI embedded (make build, i.e. go build -tags webui)`);
+    }
   }
 
   /** Stops the process (SIGTERM, or SIGKILL for a crash) and waits for it to exit. */

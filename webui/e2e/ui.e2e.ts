@@ -88,7 +88,10 @@ describe('dashstream demo in Chromium', () => {
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('ArrowRight');
     await page.keyboard.press('ArrowRight');
-    await waitFor('seq in URL', async () => /[?&]seq=\d+/.test(page.url()), 5000);
+    await waitFor('fourth visit selected', async () => (await attr('[data-testid="step-label"]', 'data-index')) === '3', 10_000);
+    // The URL follows the selection (debounced): wait for this step's seq.
+    const shown = await attr('[data-testid="step-label"]', 'data-seq');
+    await waitFor(`seq=${shown} in URL`, async () => new URL(page.url()).searchParams.get('seq') === shown, 10_000);
     const before = {
       url: page.url(),
       index: await attr('[data-testid="step-label"]', 'data-index'),
@@ -119,6 +122,8 @@ describe('dashstream demo in Chromium', () => {
       await fresh.goto(`${demo.base}/?thread=${running.thread_id}`);
       await waitFor('backfill done', async () => (await fresh.getAttribute('[data-testid="backfill-status"]', 'data-state')) === 'done', 30_000);
       // It starts at GRAPH_START, not in the middle.
+      await fresh.keyboard.press('Home');
+      await fresh.waitForSelector('[data-testid="timeline-item"][data-step="0"]', { timeout: 10_000 });
       const firstStep = await fresh.getAttribute('[data-testid="timeline-item"][data-step="0"]', 'data-node');
       expect(firstStep).toBe('__start__');
       expect(await fresh.textContent('[data-testid="timeline-item"][data-step="0"]')).toContain('graph start');

@@ -29,12 +29,13 @@ try {
   storage = null;
 }
 
-const store = new RunStore();
+// Hash checks for the runs being looked at (others are checked when opened).
+const store = new RunStore({ verifier: { onlyPinned: true } });
 const cursors = new CursorBook(storage);
 const conn = new Connection({ store, cursors, decoder: newDecoder() });
 let backfillDecoder: Decoder | undefined;
 // A second worker for backfill, so history pages never delay live frames.
-const backfill = new Backfiller(store, () => (backfillDecoder ??= newDecoder()));
+const backfill = new Backfiller(store, () => (backfillDecoder ??= newDecoder()), undefined, { liveSince: () => conn.liveSince });
 const health = new HealthMonitor(store, conn);
 const services: Services = { store, conn, health, backfill, cursors };
 

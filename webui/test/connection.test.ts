@@ -50,10 +50,21 @@ function version(epoch: string): VersionInfo {
   };
 }
 
+// Decoding awaits WebCrypto digests, which complete on real time: let a few
+// real macrotasks pass as well as the faked timers.
+const realImmediate = globalThis.setImmediate;
 const flush = async () => {
-  for (let i = 0; i < 20; i++) await Promise.resolve();
-  await vi.advanceTimersByTimeAsync(0);
+  for (let i = 0; i < 10; i++) {
+    await new Promise<void>((r) => realImmediate(() => r()));
+    await vi.advanceTimersByTimeAsync(0);
+  }
 };
+
+/** Waits (on real time) until the pipeline has applied everything queued. */
+async function drained(c: Connection): Promise<void> {
+  for (let i = 0; i < 2000 && c.pipeline.queueLength > 0; i++) await new Promise<void>((r) => realImmediate(() => r()));
+  await flush();
+}
 
 describe('connection', () => {
   let sockets: FakeSocket[];
@@ -102,7 +113,7 @@ describe('connection', () => {
     // Live records are applied and committed.
     const recs = asRecords(exampleRun('r1'), 0, 100);
     ws.binary(oneRecordFrame(recs[0]!));
-    await flush();
+    await drained(conn);
     expect(store.get('r1')).toBeDefined();
     expect(cursors.toResume()['0']).toBe('100');
   });
@@ -134,7 +145,7 @@ describe('connection', () => {
     const recs = asRecords(exampleRun('r2'), 0, 11);
     ws.binary(oneRecordFrame(recs[0]!));
     ws.text({ type: 'replay_complete', mode: 'cursor', totalReplayed: 1, lastOffsetsByPartition: { '0': '11' }, capped: true, epoch: 'aaaa-0' });
-    await flush();
+    await drained(conn);
     expect(ws.sent.length).toBe(2);
     expect(JSON.parse(ws.sent[1]!)).toEqual({ type: 'resume', from: 'cursor', lastOffsetsByPartition: { '0': '11' }, epoch: 'aaaa-0' });
     expect(conn.cappedCount).toBe(1);

@@ -133,6 +133,40 @@ describe('backfill', () => {
   });
 });
 
+describe('backfill handover to the live stream', () => {
+  test('a backfill that ends before the live stream starts asks again for what follows', async () => {
+    const store = new RunStore({ schedule: (fn) => setTimeout(fn, 0) });
+    const recs = asRecords(exampleRun('ho'), 0, 1000);
+    // The server has 8 records when the backfill starts; 4 more are
+    // committed before the live stream's starting point ("latest").
+    let committed = 8;
+    let liveSince: number | undefined;
+    let clock = 0;
+    const calls: string[] = [];
+    const bf = new Backfiller(
+      store,
+      () => new InlineDecoder(),
+      async (_t, after) => {
+        calls.push(after);
+        const from = after === '' ? 0 : Number(after);
+        const body = buildBatch(recs.slice(from, committed));
+        if (calls.length === 1) {
+          // Meanwhile: more records, then the socket goes live after them.
+          committed = 12;
+          liveSince = ++clock;
+        }
+        return { body: body.slice().buffer, more: false, next: String(Math.max(from, committed === 12 && calls.length === 1 ? 8 : committed)) };
+      },
+      { liveSince: () => liveSince, tailPollMs: 1, now: () => clock },
+    );
+    bf.ensure('ho');
+    for (let i = 0; i < 100 && store.get('ho')!.backfill.state !== 'done'; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(store.get('ho')!.backfill.state).toBe('done');
+    expect(calls).toEqual(['', '8']);
+    expect(store.get('ho')!.messageCount).toBe(12);
+  });
+});
+
 describe('verification under load', () => {
   test('older versions are deferred, the newest checked, and all of a pinned run', async () => {
     const store = new RunStore({ schedule: (fn) => setTimeout(fn, 0), verifier: { budgetMs: 1000, maxBacklog: 1 } });

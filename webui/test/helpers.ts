@@ -13,7 +13,7 @@ import {
 import { decodeFrame } from '../src/lib/decode';
 import { buildBatch, parseBatch, type RawRecord } from '../src/lib/frames';
 import type { Cursor } from '../src/lib/types';
-import type { Decoder, WorkerResponse } from '../src/worker/protocol';
+import { frameBytes, type Decoder, type WorkerResponse } from '../src/worker/protocol';
 
 export interface RecordedFrame {
   text?: string;
@@ -197,8 +197,8 @@ export function asRecords(values: Uint8Array[], p = 0, base = 100): RawRecord[] 
 
 /** A decoder whose results are released by the test, in any order. */
 export class ManualDecoder implements Decoder {
-  readonly jobs: { buf: ArrayBuffer; cursor: Cursor | null; gen: number; resolve: () => void; done: boolean }[] = [];
-  decode(buf: ArrayBuffer, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
+  readonly jobs: { buf: ArrayBuffer | Blob; cursor: Cursor | null; gen: number; resolve: () => void; done: boolean }[] = [];
+  decode(buf: ArrayBuffer | Blob, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
     return new Promise((resolveOuter) => {
       const job = {
         buf,
@@ -207,7 +207,7 @@ export class ManualDecoder implements Decoder {
         done: false,
         resolve: () => {
           job.done = true;
-          decodeFrame(new Uint8Array(buf), cursor).then(
+          frameBytes(buf).then((b) => decodeFrame(b, cursor)).then(
             (frame) => resolveOuter({ id: 0, gen, ok: true, frame, decodeMs: 0 }),
             (e: Error & { code?: string }) => resolveOuter({ id: 0, gen, ok: false, code: e.code ?? 'X', message: e.message, decodeMs: 0 }),
           );

@@ -71,6 +71,8 @@ export class Connection {
   namespace = '';
   epoch = '';
   connectedAt: number | undefined;
+  /** performance.now() when the current socket went live (replay complete); undefined while not live. */
+  liveSince: number | undefined;
   replay: ReplayInfo | undefined;
   cappedCount = 0;
   notices: Notice[] = [];
@@ -155,6 +157,7 @@ export class Connection {
 
   private async connect(): Promise<void> {
     const gen = ++this.gen;
+    this.liveSince = undefined;
     this.pipeline.reset(gen);
     this.teardown(CLIENT_CLOSE.restart, 'reconnecting');
     this.state = 'connecting';
@@ -202,7 +205,7 @@ export class Connection {
     ws.onmessage = (ev: MessageEvent) => {
       if (gen !== this.gen) return;
       if (typeof ev.data === 'string') this.pipeline.text(gen, ev.data);
-      else if (ev.data instanceof ArrayBuffer) this.pipeline.binary(gen, ev.data);
+      else if (ev.data instanceof ArrayBuffer || (typeof Blob !== 'undefined' && ev.data instanceof Blob)) this.pipeline.binary(gen, ev.data);
     };
     ws.onerror = () => {
       // onclose follows with the code
@@ -297,6 +300,7 @@ export class Connection {
         }
         this.deps.cursors.flush();
         this.state = 'live';
+        this.liveSince = performance.now();
         this.attempt = 0;
         this.lastError = undefined;
         this.changed();
@@ -370,6 +374,7 @@ export class Connection {
   }
 
   private scheduleRetry(): void {
+    this.liveSince = undefined;
     if (this.state === 'stopped') return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     const base = this.attempt === 0 ? 300 : Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (this.attempt - 1));

@@ -139,28 +139,35 @@ export class Pipeline {
     this.drain();
   }
 
-  /** A binary frame arrived on connection gen; buf is handed to the decoder. */
-  binary(gen: number, buf: ArrayBuffer): void {
+  /**
+   * A binary frame arrived on connection gen; buf is handed to the decoder.
+   * A Blob (the socket's default binary type) goes to the worker unread, so
+   * the main thread never touches the bytes: a frame with a pending cursor
+   * frame is one record, any other must be a D6 batch (the worker checks).
+   */
+  binary(gen: number, buf: ArrayBuffer | Blob): void {
     if (gen !== this.gen || this.dead) return;
     const recvAt = this.now();
     this.lastFrameAt = recvAt;
-    const first = buf.byteLength > 0 ? new Uint8Array(buf, 0, 1)[0] : undefined;
-    let cursor: Cursor | null = null;
-    if (first !== 0x02) {
-      cursor = this.pendingCursor;
-      this.pendingCursor = null;
-      if (!cursor) {
+    const size = buf instanceof Blob ? buf.size : buf.byteLength;
+    let cursor: Cursor | null = this.pendingCursor;
+    this.pendingCursor = null;
+    if (!(buf instanceof Blob)) {
+      const first = size > 0 ? new Uint8Array(buf, 0, 1)[0] : undefined;
+      if (first !== 0x02 && !cursor) {
         this.fatal('cursor_pairing: binary frame without a cursor', gen);
         return;
       }
-    } else if (this.pendingCursor) {
-      this.fatal('cursor_pairing: batch frame after a cursor frame', gen);
-      return;
+      if (first === 0x02 && cursor) {
+        this.fatal('cursor_pairing: batch frame after a cursor frame', gen);
+        return;
+      }
+      if (first === 0x02) cursor = null;
     }
-    const item: FrameItem = { kind: 'frame', gen, recvAt, bytes: buf.byteLength };
+    const item: FrameItem = { kind: 'frame', gen, recvAt, bytes: size };
     this.items.push(item);
     this.metrics.queueFrames++;
-    this.metrics.queueBytes += buf.byteLength;
+    this.metrics.queueBytes += size;
     const maxFrames = this.deps.maxQueueFrames ?? 5000;
     const maxBytes = this.deps.maxQueueBytes ?? 128 * 1024 * 1024;
     if (this.metrics.queueFrames > maxFrames || this.metrics.queueBytes > maxBytes) {

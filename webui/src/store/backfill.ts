@@ -2,6 +2,12 @@
 // /api/runs/{thread}/records (D7 pages, D6 body) and merged into the run,
 // so the graph and state are complete even for a run that started before
 // the page was opened. It never touches the live connection's cursors.
+//
+// Handover to the live stream: a first visit resumes from "latest", so a
+// record committed after the backfill's last page but before the live
+// stream's starting point would reach neither. The backfill therefore ends
+// only with a page fetched after the connection went live (liveSince);
+// until then it keeps asking for what follows its last page.
 import type { RecordsPage } from '../conn/http';
 import { fetchRecordsPage } from '../conn/http';
 import type { Decoder } from '../worker/protocol';
@@ -11,16 +17,33 @@ export const BACKFILL_PAGE = 2000;
 
 export type PageFetcher = (thread: string, after: string, limit: number, signal: AbortSignal) => Promise<RecordsPage>;
 
+export interface BackfillOptions {
+  /** When the live stream (re)started delivering (performance.now()); undefined while not live. */
+  liveSince?: () => number | undefined;
+  /** Pause between tail checks while the connection is not live yet. */
+  tailPollMs?: number;
+  now?: () => number;
+}
+
 export class Backfiller {
   private readonly active = new Map<string, AbortController>();
   private readonly store: RunStore;
   private readonly decoder: () => Decoder;
   private readonly fetchPage: PageFetcher;
+  private readonly opts: BackfillOptions;
 
-  constructor(store: RunStore, decoder: () => Decoder, fetchPage: PageFetcher = fetchRecordsPage) {
+  constructor(store: RunStore, decoder: () => Decoder, fetchPage: PageFetcher = fetchRecordsPage, opts: BackfillOptions = {}) {
     this.store = store;
     this.decoder = decoder;
     this.fetchPage = fetchPage;
+    this.opts = opts;
+  }
+
+  /** Whether a page fetched at t covers everything up to the live stream's start. */
+  private coversLive(t: number): boolean {
+    if (!this.opts.liveSince) return true;
+    const live = this.opts.liveSince();
+    return live !== undefined && live <= t;
   }
 
   isLoading(thread: string): boolean {
@@ -55,7 +78,9 @@ export class Backfiller {
     const run = this.store.ensure(thread);
     let after = '';
     try {
+      const now = this.opts.now ?? (() => performance.now());
       for (let page = 0; page < 100_000; page++) {
+        const fetchedAt = now();
         const res = await this.fetchPage(thread, after, BACKFILL_PAGE, ctl.signal);
         if (ctl.signal.aborted || this.store.get(thread) !== run) return;
         const decoded = await this.decoder().decode(res.body, null, -1);
@@ -66,8 +91,12 @@ export class Backfiller {
           this.store.diag(e.code, `backfill of ${thread}: ${e.message}`, e.cursor ? `p${e.cursor.p}@${e.cursor.o}` : '');
         }
         run.backfill.pages++;
-        if (!res.more || !res.next || res.next === after) break;
-        after = res.next;
+        if (res.next) after = res.next;
+        if (res.more && res.next) continue;
+        if (this.coversLive(fetchedAt)) break;
+        // The live stream has not started yet: ask again for what follows.
+        await new Promise<void>((r) => setTimeout(r, this.opts.tailPollMs ?? 300));
+        if (ctl.signal.aborted) return;
       }
       run.backfill = { ...run.backfill, state: 'done' };
     } catch (e) {

@@ -34,10 +34,10 @@ export interface StoreOptions {
   now?: () => number;
 }
 
+// Listeners re-render at most every few frames anyway: a short timer is
+// cheaper than an animation frame per applied batch.
 const defaultSchedule = (fn: () => void) => {
-  if (typeof requestAnimationFrame === 'function' && typeof document !== 'undefined' && !document.hidden) {
-    requestAnimationFrame(() => fn());
-  } else setTimeout(fn, 16);
+  setTimeout(fn, 50);
 };
 
 export class RunStore {

@@ -19,6 +19,11 @@ export interface VerifierOptions {
   onResult?: (run: RunModel, v: StateVersion) => void;
   /** Runs someone is looking at: every version is checked, none deferred. */
   isPinned?: (run: RunModel) => boolean;
+  /**
+   * Check only runs someone is looking at (the app): other runs are
+   * checked when opened, so a busy tab spends nothing on them.
+   */
+  onlyPinned?: boolean;
   now?: () => number;
 }
 
@@ -39,6 +44,7 @@ export class Verifier {
       budgetMs: opts.budgetMs ?? 8,
       intervalMs: opts.intervalMs ?? 60,
       maxBacklog: opts.maxBacklog ?? 6,
+      onlyPinned: opts.onlyPinned ?? false,
       now: opts.now ?? (() => performance.now()),
       ...(opts.onResult ? { onResult: opts.onResult } : {}),
       ...(opts.isPinned ? { isPinned: opts.isPinned } : {}),
@@ -47,8 +53,22 @@ export class Verifier {
 
   /** A run got records: check its new versions soon. */
   touch(run: RunModel): void {
+    if (this.opts.onlyPinned && !this.opts.isPinned?.(run)) return;
     this.dirty.add(run);
-    if (this.timer === undefined) this.timer = setTimeout(() => this.tick(), this.opts.intervalMs);
+    this.schedule();
+  }
+
+  /**
+   * Ticks run when the main thread is idle (requestIdleCallback, at most
+   * about a second late), so checking hashes never delays applying records.
+   */
+  private schedule(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => {
+      const ric = (globalThis as { requestIdleCallback?: (cb: () => void, o: { timeout: number }) => number }).requestIdleCallback;
+      if (ric) ric(() => this.tick(), { timeout: 1000 });
+      else this.tick();
+    }, this.opts.intervalMs);
   }
 
   /** A run is being looked at: its deferred versions are checked too. */
@@ -101,7 +121,7 @@ export class Verifier {
       }
       if (done) this.dirty.delete(run);
     }
-    if (this.dirty.size > 0 && this.timer === undefined) this.timer = setTimeout(() => this.tick(), this.opts.intervalMs);
+    if (this.dirty.size > 0) this.schedule();
     if (this.dirty.size === 0 && this.outstanding === 0) this.wakeIdle();
   }
 

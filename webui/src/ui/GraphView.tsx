@@ -27,6 +27,8 @@ const NODE_W = 168;
 const NODE_H = 46;
 
 interface GNodeData extends Record<string, unknown> {
+  /** Layout direction: top-to-bottom or left-to-right. */
+  dir: 'TB' | 'LR';
   name: string;
   type: string;
   view?: NodeView;
@@ -64,7 +66,7 @@ const GraphNode = memo(function GraphNode({ data }: NodeProps<Node<GNodeData>>) 
       data-visits={v?.visits ?? 0}
       title={title}
     >
-      <Handle type="target" position={Position.Top} className="ghandle" />
+      <Handle type="target" position={data.dir === 'LR' ? Position.Left : Position.Top} className="ghandle" />
       <div className="gnode-head">
         <span className="gicon" aria-hidden>
           {icon}
@@ -82,9 +84,9 @@ const GraphNode = memo(function GraphNode({ data }: NodeProps<Node<GNodeData>>) 
           {v && v.durUs > 0 && <span className="gdur">{fmtDurationUs(v.durUs)}</span>}
         </div>
       )}
-      <Handle type="source" position={Position.Bottom} className="ghandle" />
-      <Handle type="source" position={Position.Right} id="r" className="ghandle" />
-      <Handle type="target" position={Position.Right} id="rt" className="ghandle" />
+      <Handle type="source" position={data.dir === 'LR' ? Position.Right : Position.Bottom} className="ghandle" />
+      <Handle type="source" position={data.dir === 'LR' ? Position.Bottom : Position.Right} id="r" className="ghandle" />
+      <Handle type="target" position={data.dir === 'LR' ? Position.Bottom : Position.Right} id="rt" className="ghandle" />
     </div>
   );
 });
@@ -124,19 +126,40 @@ function buildStructure(schema: GraphSchema | undefined, seen: Iterable<string>,
   return { nodes: [...nodes.values()], edges: [...edges.values()] };
 }
 
-function layout(s: Structure): Map<string, { x: number; y: number }> {
+interface Layout {
+  dir: 'TB' | 'LR';
+  pos: Map<string, { x: number; y: number }>;
+  w: number;
+  h: number;
+}
+
+function layoutDir(s: Structure, dir: 'TB' | 'LR'): Layout {
   const g = new dagre.graphlib.Graph({ multigraph: false });
-  g.setGraph({ rankdir: 'TB', nodesep: 24, ranksep: 34, marginx: 10, marginy: 10 });
+  g.setGraph({ rankdir: dir, nodesep: dir === 'TB' ? 24 : 16, ranksep: dir === 'TB' ? 34 : 44, marginx: 10, marginy: 10 });
   g.setDefaultEdgeLabel(() => ({}));
   for (const n of s.nodes) g.setNode(n.id, { width: n.terminal ? 84 : NODE_W, height: n.terminal ? 30 : NODE_H });
   for (const e of s.edges) if (e.from !== e.to) g.setEdge(e.from, e.to);
   dagre.layout(g);
-  const out = new Map<string, { x: number; y: number }>();
+  const pos = new Map<string, { x: number; y: number }>();
+  let w = 0;
+  let h = 0;
   for (const n of s.nodes) {
     const p = g.node(n.id) as { x: number; y: number; width: number; height: number } | undefined;
-    if (p) out.set(n.id, { x: p.x - p.width / 2, y: p.y - p.height / 2 });
+    if (!p) continue;
+    pos.set(n.id, { x: p.x - p.width / 2, y: p.y - p.height / 2 });
+    w = Math.max(w, p.x + p.width / 2);
+    h = Math.max(h, p.y + p.height / 2);
   }
-  return out;
+  return { dir, pos, w, h };
+}
+
+/** Top-to-bottom, unless left-to-right fits the panel clearly better (long pipelines). */
+function layout(s: Structure, panelW: number, panelH: number): Layout {
+  const tb = layoutDir(s, 'TB');
+  const fit = (l: Layout) => Math.min(panelW / Math.max(1, l.w), panelH / Math.max(1, l.h));
+  if (fit(tb) >= 0.75) return tb;
+  const lr = layoutDir(s, 'LR');
+  return fit(lr) > fit(tb) * 1.25 ? lr : tb;
 }
 
 export interface GraphViewProps {
@@ -167,7 +190,13 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
     // eslint-disable-next-line react-hooks/exhaustive-deps
     [schema, seenKey, takenKey],
   );
-  const positions = useMemo(() => layout(structure), [structure]);
+  const wrap = useRef<HTMLDivElement>(null);
+  const size = useRef({ w: 0, h: 0 });
+  const lay = useMemo(
+    () => layout(structure, size.current.w || wrap.current?.clientWidth || 720, size.current.h || wrap.current?.clientHeight || 380),
+    [structure],
+  );
+  const positions = lay.pos;
   // Node and edge objects are reused while their look is unchanged, so a
   // step re-renders (and re-measures) only what changed.
   const nodeCache = useRef(new Map<string, { key: string; node: Node<GNodeData> }>());
@@ -176,10 +205,10 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
     const out = structure.nodes.map((n) => {
       const view = nodeViews.get(n.id);
       const pos = positions.get(n.id) ?? { x: 0, y: 0 };
-      const key = `${pos.x},${pos.y}|${n.type}|${view ? `${view.status}|${view.visits}|${view.durUs}|${view.current}|${view.error ?? ''}` : '-'}`;
+      const key = `${lay.dir}|${pos.x},${pos.y}|${n.type}|${view ? `${view.status}|${view.visits}|${view.durUs}|${view.current}|${view.error ?? ''}` : '-'}`;
       const hit = cache.get(n.id);
       if (hit && hit.key === key) return hit.node;
-      const data: GNodeData = { name: n.id, type: n.type, outOfSchema: n.outOfSchema, terminal: n.terminal };
+      const data: GNodeData = { dir: lay.dir, name: n.id, type: n.type, outOfSchema: n.outOfSchema, terminal: n.terminal };
       if (view) data.view = view;
       const node: Node<GNodeData> = {
         id: n.id,
@@ -196,23 +225,31 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
       return node;
     });
     return out;
-  }, [structure, positions, nodeViews]);
+  }, [structure, positions, nodeViews, lay.dir]);
   const edgeCache = useRef(new Map<string, { key: string; edge: Edge }>());
+  // A condition name shared by several edges of one source (a router's
+  // "route_by_intent" on every branch) says nothing and the labels would
+  // overlap: only distinct ones are drawn.
+  const sharedLabels = useMemo(() => {
+    const seen = new Map<string, number>();
+    for (const e of structure.edges) if (e.label) seen.set(`${e.from}|${e.label}`, (seen.get(`${e.from}|${e.label}`) ?? 0) + 1);
+    return new Set([...seen].filter(([, n]) => n > 1).map(([k]) => k));
+  }, [structure]);
   const edges: Edge[] = useMemo(
     () =>
       structure.edges.map((e) => {
         const id = `${e.from}→${e.to}`;
         const count = edgeCounts.get(id) ?? 0;
-        const key = `${e.kind}|${e.label ?? ''}|${count}|${positions.get(e.from)?.y ?? ''}|${positions.get(e.to)?.y ?? ''}`;
+        const key = `${lay.dir}|${e.kind}|${e.label ?? ''}|${sharedLabels.has(`${e.from}|${e.label ?? ''}`)}|${count}|${positions.get(e.from)?.y ?? ''}|${positions.get(e.to)?.y ?? ''}`;
         const hit = edgeCache.current.get(id);
         if (hit && hit.key === key) return hit.edge;
         const taken = count > 0;
         const stroke = taken ? (e.kind === 'observed' ? '#f59e0b' : '#60a5fa') : e.kind === 'conditional' ? '#6b7280' : '#4b5563';
-        const label = taken && count > 1 ? `×${count}` : e.label && !taken ? e.label : undefined;
+        const label = taken && count > 1 ? `×${count}` : e.label && !taken && !sharedLabels.has(`${e.from}|${e.label}`) ? e.label : undefined;
         const ps = positions.get(e.from);
         const pt = positions.get(e.to);
-        // Loops (an edge back up the layout) arc on the right-hand side.
-        const back = ps !== undefined && pt !== undefined && pt.y < ps.y;
+        // Loops (an edge back against the layout) arc on the side.
+        const back = ps !== undefined && pt !== undefined && (lay.dir === 'LR' ? pt.x < ps.x : pt.y < ps.y);
         const edge: Edge = {
           id,
           source: e.from,
@@ -234,15 +271,13 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
         edgeCache.current.set(id, { key, edge });
         return edge;
       }),
-    [structure, edgeCounts, positions],
+    [structure, edgeCounts, positions, lay.dir, sharedLabels],
   );
 
   const rf = useReactFlow();
-  const wrap = useRef<HTMLDivElement>(null);
   const fitted = useRef<Structure | null>(null);
   // The canvas size, kept by a ResizeObserver (reading it would force a
   // layout). Until the user pans or zooms, a resize fits the graph again.
-  const size = useRef({ w: 0, h: 0 });
   const userMoved = useRef(false);
   const refit = useRef<() => void>(() => {});
   useEffect(() => {
@@ -280,7 +315,7 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
         y2 = Math.max(y2, p.y + NODE_H);
       }
       if (!Number.isFinite(x1)) return true;
-      return Math.min(w / ((x2 - x1) * 1.16), h / ((y2 - y1) * 1.16)) >= 0.6;
+      return Math.min(w / ((x2 - x1) * 1.16), h / ((y2 - y1) * 1.16)) >= 0.7;
     };
     const ensureVisible = () => {
       if (!track || !currentNode) return;
@@ -291,11 +326,18 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
       const sx = p.x * zoom + x;
       const sy = p.y * zoom + y;
       if (sx < 0 || sy < 0 || sx + NODE_W * zoom > w || sy + NODE_H * zoom > h) {
-        if (fitsWhole(w, h)) void rf.fitView({ padding: 0.08, maxZoom: 1, minZoom: 0.6, duration: 150 });
-        else void rf.setCenter(p.x + NODE_W / 2, p.y + NODE_H / 2, { zoom: Math.max(zoom, 0.6), duration: 150 });
+        if (fitsWhole(w, h)) void rf.fitView({ padding: 0.08, maxZoom: 1, minZoom: 0.7, duration: 150 });
+        else {
+          // Centre on the node, but never show empty space beyond the graph's edges.
+          const z = Math.max(zoom, 0.7);
+          const clamp = (t: number, lo: number, hi: number) => (lo > hi ? (lo + hi) / 2 : Math.min(hi, Math.max(lo, t)));
+          const tx = clamp(w / 2 - (p.x + NODE_W / 2) * z, w - (lay.w + 10) * z, 10);
+          const ty = clamp(h / 2 - (p.y + NODE_H / 2) * z, h - (lay.h + 10) * z, 10);
+          void rf.setViewport({ x: tx, y: ty, zoom: z }, { duration: 150 });
+        }
       }
     };
-    const fit = () => void Promise.resolve(rf.fitView({ padding: 0.08, maxZoom: 1, minZoom: 0.6, duration: 0 })).then(() => ensureVisible());
+    const fit = () => void Promise.resolve(rf.fitView({ padding: 0.08, maxZoom: 1, minZoom: 0.7, duration: 0 })).then(() => ensureVisible());
     refit.current = fit;
     if (fitted.current !== structure) {
       fitted.current = structure;
@@ -304,7 +346,7 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
     }
     ensureVisible();
     return undefined;
-  }, [rf, structure, positions, currentNode, track]);
+  }, [rf, structure, positions, currentNode, track, lay]);
 
   return (
     <div className="graph" ref={wrap} data-testid="graph">
@@ -313,7 +355,7 @@ function GraphInner({ schema, nodesSeen, edgesTakenAll, nodeViews, edgeCounts, c
         edges={edges}
         nodeTypes={nodeTypes}
         fitView
-        fitViewOptions={{ padding: 0.08, maxZoom: 1, minZoom: 0.6 }}
+        fitViewOptions={{ padding: 0.08, maxZoom: 1, minZoom: 0.7 }}
         minZoom={0.1}
         maxZoom={2}
         nodesDraggable={false}

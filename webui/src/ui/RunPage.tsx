@@ -408,7 +408,7 @@ function RunView({ run, version, seq, tab }: { run: RunModel; version: number; s
             <span className="grow" />
             {step && (
               <span className="muted small">
-                {step.kind === 'node' ? `${step.node} #${step.visit}` : step.kind} · {fmtDurationUs(step.durUs)}
+                {stepHeading(step, d.startUs, d.endUs)}
                 {step.startUs ? ` · ${fmtTime(usToDate(step.startUs))}` : ''}
               </span>
             )}
@@ -422,6 +422,14 @@ function RunView({ run, version, seq, tab }: { run: RunModel; version: number; s
       </div>
     </div>
   );
+}
+
+/** "agent #3 · 1.2 s"; the run's span (from timestamps) for its end. */
+function stepHeading(step: Step, runStartUs: number, runEndUs: number | undefined): string {
+  if (step.kind === 'start') return 'graph start';
+  if (step.kind === 'end') return runEndUs && runStartUs ? `graph end · run took ${fmtDurationUs(runEndUs - runStartUs)}` : 'graph end';
+  const name = step.kind === 'node' ? `${step.node} #${step.visit}` : 'parallel';
+  return `${name} · ${fmtDurationUs(step.durUs)}`;
 }
 
 function BackfillStatus({ run, onRetry }: { run: RunModel; onRetry: () => void }) {
@@ -445,8 +453,10 @@ function BackfillStatus({ run, onRetry }: { run: RunModel; onRetry: () => void }
 function IntegrityBadge({ run }: { run: RunModel }) {
   const i = run.integrity();
   const d = run.derive();
-  const verified = d.states.filter((v) => v.verify === 'ok').length;
-  const withHash = d.states.filter((v) => v.expected).length;
+  // States with something to check: a state_hash, or a checkpoint checksum.
+  const checkable = d.states.filter((v) => v.expected || (v.source === 'checkpoint' && (v.verify === 'ok' || v.verify === 'mismatch')));
+  const verified = checkable.filter((v) => v.verify === 'ok').length;
+  const withHash = checkable.length;
   let text: string;
   let cls: string;
   if (i.mismatches.length || i.errors.length) {

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useRef, useState } from 'react';
+import { memo, useCallback, useEffect, useMemo, useRef, useState } from 'react';
 import { getJson, runsUrl, type RunRow, type RunsPage as RunsPageBody } from '../conn/http';
 import { isTyping } from './App';
 import { useNow, useServices, useStoreVersion } from './context';
@@ -37,7 +37,14 @@ export function RunsPage({ route }: { route: Route }) {
   const refresh = useCallback(async () => {
     try {
       const page = await getJson<RunsPageBody>(runsUrl({ ...filters, limit: 100 }), { timeoutMs: 8000 });
-      setRows(page.runs);
+      // Keep the objects of unchanged rows, so their memoised rows do not re-render.
+      setRows((prev) => {
+        const old = new Map(prev.map((r) => [r.thread_id, r]));
+        return page.runs.map((r) => {
+          const o = old.get(r.thread_id);
+          return o && o.messages === r.messages && o.status === r.status && o.ended_at === r.ended_at && o.last_error === r.last_error && o.graph_name === r.graph_name ? o : r;
+        });
+      });
       setNext((n) => (older.length === 0 ? page.next : n));
       setError(null);
       setLoaded(true);
@@ -229,39 +236,8 @@ export function RunsPage({ route }: { route: Route }) {
               const status = live?.status && r.status === 'running' && live.status !== 'running' ? live.status : r.status;
               const start = r.started_at ? Date.parse(r.started_at) : NaN;
               const end = r.ended_at ? Date.parse(r.ended_at) : status === 'running' ? now : r.updated_at ? Date.parse(r.updated_at) : NaN;
-              const to: Route = { view: 'run', thread: r.thread_id };
-              return (
-                <tr
-                  key={r.thread_id}
-                  data-testid="run-row"
-                  data-thread={r.thread_id}
-                  data-status={status}
-                  data-index={i}
-                  className={i === sel ? 'selected' : undefined}
-                  aria-selected={i === sel}
-                  onClick={() => navigate(to)}
-                >
-                  <td>
-                    <a href={routeUrl(to)} onClick={linkClick(to)} className="run-link" tabIndex={i === sel ? 0 : -1}>
-                      {r.graph_name || <span className="muted">(unnamed)</span>}
-                    </a>
-                  </td>
-                  <td>
-                    <StatusBadge status={status} live={fresh} />
-                  </td>
-                  <td className="mono small">{fmtTime(r.started_at)}</td>
-                  <td className="num mono small">{Number.isFinite(start) && Number.isFinite(end) ? fmtDurationMs(end - start) : '—'}</td>
-                  <td className="num mono" data-testid="run-row-messages">
-                    {fmtInt(r.messages)}
-                  </td>
-                  <td className="mono small muted" title={r.thread_id}>
-                    {shortId(r.thread_id, 13)}
-                  </td>
-                  <td className="error-cell" title={r.last_error ?? ''}>
-                    {r.last_error ?? ''}
-                  </td>
-                </tr>
-              );
+              const duration = Number.isFinite(start) && Number.isFinite(end) ? fmtDurationMs(end - start) : '—';
+              return <RunRowView key={r.thread_id} row={r} index={i} status={status} fresh={fresh} duration={duration} selected={i === sel} />;
             })}
             {loaded && all.length === 0 && !error && (
               <tr>
@@ -283,6 +259,56 @@ export function RunsPage({ route }: { route: Route }) {
     </div>
   );
 }
+
+// One row; memoised so a refresh re-renders only the rows that changed.
+const RunRowView = memo(function RunRowView({
+  row: r,
+  index: i,
+  status,
+  fresh,
+  duration,
+  selected,
+}: {
+  row: RunRow;
+  index: number;
+  status: string;
+  fresh: boolean;
+  duration: string;
+  selected: boolean;
+}) {
+  const to: Route = { view: 'run', thread: r.thread_id };
+  return (
+    <tr
+      data-testid="run-row"
+      data-thread={r.thread_id}
+      data-status={status}
+      data-index={i}
+      className={selected ? 'selected' : undefined}
+      aria-selected={selected}
+      onClick={() => navigate(to)}
+    >
+      <td>
+        <a href={routeUrl(to)} onClick={linkClick(to)} className="run-link" tabIndex={selected ? 0 : -1}>
+          {r.graph_name || <span className="muted">(unnamed)</span>}
+        </a>
+      </td>
+      <td>
+        <StatusBadge status={status} live={fresh} />
+      </td>
+      <td className="mono small">{fmtTime(r.started_at)}</td>
+      <td className="num mono small">{duration}</td>
+      <td className="num mono" data-testid="run-row-messages">
+        {fmtInt(r.messages)}
+      </td>
+      <td className="mono small muted" title={r.thread_id}>
+        {shortId(r.thread_id, 13)}
+      </td>
+      <td className="error-cell" title={r.last_error ?? ''}>
+        {r.last_error ?? ''}
+      </td>
+    </tr>
+  );
+});
 
 export function StatusBadge({ status, live }: { status: string; live?: boolean }) {
   return (

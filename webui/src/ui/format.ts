@@ -44,9 +44,12 @@ export function fmtAgo(ms: number): string {
   return `${fmtDurationMs(ms).replace(/\.\d+ s$/, ' s')} ago`;
 }
 
+const intFmt = new Intl.NumberFormat(undefined, { maximumFractionDigits: 0 });
+
 export function fmtInt(n: number | bigint | undefined): string {
   if (n === undefined) return '—';
-  return typeof n === 'bigint' ? n.toLocaleString() : Math.round(n).toLocaleString();
+  if (typeof n === 'number' && Math.abs(n) < 1000) return String(Math.round(n));
+  return intFmt.format(typeof n === 'bigint' ? n : Math.round(n));
 }
 
 export function fmtBytes(n: number): string {

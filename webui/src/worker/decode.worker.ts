@@ -1,30 +1,24 @@
 /// <reference lib="webworker" />
-// Decode worker: frames in (buffers transferred), plain records out. Each
-// job carries its id and connection generation back, so the main thread can
-// keep order and drop results of an old connection.
+// Decode worker: frames in (buffers transferred, several per message), plain
+// records out (one message per batch). Each result carries its request id
+// and connection generation back, so the main thread keeps order and drops
+// results of an old connection.
 import { decodeFrame } from '../lib/decode';
-import type { WorkerRequest, WorkerResponse } from './protocol';
+import { frameBytes, type WorkerBatch, type WorkerRequest, type WorkerResponse } from './protocol';
 
 declare const self: DedicatedWorkerGlobalScope;
 
-self.onmessage = (ev: MessageEvent<WorkerRequest>) => {
-  const req = ev.data;
+async function one(req: WorkerRequest): Promise<WorkerResponse> {
   const t0 = performance.now();
-  decodeFrame(new Uint8Array(req.buf), req.cursor)
-    .then((frame) => {
-      const res: WorkerResponse = { id: req.id, gen: req.gen, ok: true, frame, decodeMs: performance.now() - t0 };
-      self.postMessage(res);
-    })
-    .catch((e: unknown) => {
-      const err = e as { code?: string; message?: string };
-      const res: WorkerResponse = {
-        id: req.id,
-        gen: req.gen,
-        ok: false,
-        code: err.code ?? 'DECODE_FAILED',
-        message: String(err.message ?? e),
-        decodeMs: performance.now() - t0,
-      };
-      self.postMessage(res);
-    });
+  try {
+    const frame = await decodeFrame(await frameBytes(req.buf), req.cursor);
+    return { id: req.id, gen: req.gen, ok: true, frame, decodeMs: performance.now() - t0 };
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    return { id: req.id, gen: req.gen, ok: false, code: err.code ?? 'DECODE_FAILED', message: String(err.message ?? e), decodeMs: performance.now() - t0 };
+  }
+}
+
+self.onmessage = (ev: MessageEvent<WorkerBatch>) => {
+  void Promise.all(ev.data.reqs.map(one)).then((res) => self.postMessage(res));
 };

@@ -7,8 +7,18 @@ import { decodeFrame } from '../lib/decode';
 export interface WorkerRequest {
   id: number;
   gen: number;
-  buf: ArrayBuffer;
+  buf: ArrayBuffer | Blob;
   cursor: Cursor | null;
+}
+
+/** The bytes of a frame, read from a Blob when needed. */
+export async function frameBytes(buf: ArrayBuffer | Blob): Promise<Uint8Array> {
+  return new Uint8Array(buf instanceof ArrayBuffer ? buf : await buf.arrayBuffer());
+}
+
+/** Frames that arrived together travel to and from the worker in one message. */
+export interface WorkerBatch {
+  reqs: WorkerRequest[];
 }
 
 export type WorkerResponse =
@@ -17,18 +27,18 @@ export type WorkerResponse =
 
 export interface Decoder {
   /** Decodes buf (ownership passes to the decoder). */
-  decode(buf: ArrayBuffer, cursor: Cursor | null, gen: number): Promise<WorkerResponse>;
+  decode(buf: ArrayBuffer | Blob, cursor: Cursor | null, gen: number): Promise<WorkerResponse>;
   dispose(): void;
 }
 
 /** Decodes on the calling thread (tests, and the fallback without workers). */
 export class InlineDecoder implements Decoder {
   private id = 0;
-  async decode(buf: ArrayBuffer, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
+  async decode(buf: ArrayBuffer | Blob, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
     const id = ++this.id;
     const t0 = performance.now();
     try {
-      const frame = await decodeFrame(new Uint8Array(buf), cursor);
+      const frame = await decodeFrame(await frameBytes(buf), cursor);
       return { id, gen, ok: true, frame, decodeMs: performance.now() - t0 };
     } catch (e) {
       const err = e as { code?: string; message?: string };
@@ -38,19 +48,27 @@ export class InlineDecoder implements Decoder {
   dispose(): void {}
 }
 
-/** Decodes in a dedicated worker; results are matched to requests by id. */
+/**
+ * Decodes in a dedicated worker; results are matched to requests by id.
+ * Frames that arrive in one burst are posted together (one message per
+ * task, not per frame): per-message overhead is what a busy tab pays for.
+ */
 export class WorkerDecoder implements Decoder {
   private readonly worker: Worker;
   private id = 0;
   private readonly waiting = new Map<number, (r: WorkerResponse) => void>();
+  private queued: WorkerRequest[] = [];
+  private scheduled = false;
 
   constructor(worker: Worker) {
     this.worker = worker;
-    worker.onmessage = (ev: MessageEvent<WorkerResponse>) => {
-      const cb = this.waiting.get(ev.data.id);
-      if (cb) {
-        this.waiting.delete(ev.data.id);
-        cb(ev.data);
+    worker.onmessage = (ev: MessageEvent<WorkerResponse[]>) => {
+      for (const r of ev.data) {
+        const cb = this.waiting.get(r.id);
+        if (cb) {
+          this.waiting.delete(r.id);
+          cb(r);
+        }
       }
     };
     worker.onerror = (ev) => {
@@ -62,13 +80,29 @@ export class WorkerDecoder implements Decoder {
     };
   }
 
-  decode(buf: ArrayBuffer, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
+  decode(buf: ArrayBuffer | Blob, cursor: Cursor | null, gen: number): Promise<WorkerResponse> {
     const id = ++this.id;
     return new Promise((resolve) => {
       this.waiting.set(id, resolve);
-      const req: WorkerRequest = { id, gen, buf, cursor };
-      this.worker.postMessage(req, [buf]);
+      this.queued.push({ id, gen, buf, cursor });
+      if (this.queued.length >= 64) this.flush();
+      else if (!this.scheduled) {
+        this.scheduled = true;
+        setTimeout(() => this.flush(), 0);
+      }
     });
+  }
+
+  private flush(): void {
+    this.scheduled = false;
+    const reqs = this.queued;
+    if (reqs.length === 0) return;
+    this.queued = [];
+    const batch: WorkerBatch = { reqs };
+    this.worker.postMessage(
+      batch,
+      reqs.map((r) => r.buf).filter((b): b is ArrayBuffer => b instanceof ArrayBuffer),
+    );
   }
 
   pending(): number {
