@@ -251,6 +251,9 @@ type conn struct {
 	writerDone chan struct{} // closed when the writer ended for good
 
 	closeOnce sync.Once
+	// resetting: this connection asked for a cursor_reset that is under
+	// way; an epoch change leaves it open until its reply is written.
+	resetting atomic.Bool
 
 	// Writer-owned state.
 	cursors     map[int32]int64 // last offset delivered per partition; absent = never (−1)

@@ -218,6 +218,9 @@ func (h *Hub) closeAll(code websocket.StatusCode, reason string) {
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
+		if code == CloseEpochChanged && c.resetting.Load() {
+			continue // it closes itself once its cursor_reset_complete is out
+		}
 		c.closeWith(code, reason)
 	}
 }

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -321,7 +322,51 @@ func TestCursorReset(t *testing.T) {
 			}
 		}
 	})
+	t.Run("the requester gets its reply while records keep arriving", func(t *testing.T) {
+		// Commits racing the reset see the new epoch and close every
+		// socket; the requester's cursor_reset_complete still comes first.
+		ts := newTestServer(t, Config{AdminToken: "s3cret", MaxConnsPerIP: 100}, nil)
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					ts.appendRecords(0, 1, "")
+				}
+			}
+		}()
+		defer func() { close(stop); <-done }()
+		for i := 0; i < 20; i++ {
+			c := ts.dial("")
+			c.roundTrip()
+			c.send(map[string]any{"type": "cursor_reset", "token": "s3cret"})
+			var err error
+			for err == nil {
+				var evs []event
+				evs, err = c.next(wait)
+				for _, e := range evs {
+					if e.Ctl != nil && e.Ctl["type"] == "cursor_reset_complete" {
+						err = errReplied
+					}
+				}
+			}
+			if err != errReplied {
+				t.Fatalf("reset %d: connection ended without cursor_reset_complete: %v", i, err)
+			}
+			for err = nil; err == nil; _, err = c.next(wait) {
+			}
+			if websocket.CloseStatus(err) != CloseEpochChanged {
+				t.Fatalf("reset %d: close = %v, want 4001 after the reply", i, err)
+			}
+		}
+	})
 }
+
+var errReplied = errors.New("replied")
 
 func TestSlowClientDisconnect(t *testing.T) {
 	// The client stops reading; once it is past the live tail every read

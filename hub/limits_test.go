@@ -89,6 +89,11 @@ func TestConnectionLimits(t *testing.T) {
 		if _, code := dialStatus(t, ts, "", nil); code != 101 {
 			t.Fatalf("after a close: %d", code)
 		}
+		// The server registers a connection just after its 101 is out.
+		deadline = time.Now().Add(5 * time.Second)
+		for counterValue(t, ts.reg, "websocket_connected_clients", nil) != 3 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
 		if got := counterValue(t, ts.reg, "websocket_connected_clients", nil); got != 3 {
 			t.Fatalf("connected gauge %v, want 3", got)
 		}

@@ -256,6 +256,10 @@ func (c *conn) cursorReset(token string) error {
 		}
 		latest[p] = next[p] - 1
 	}
+	// A commit racing the reset may see the new epoch first and close
+	// every connection; this one stays open until its reply is out.
+	c.resetting.Store(true)
+	defer c.resetting.Store(false)
 	newEpoch, err := c.h.st.Reset(c.ctx)
 	if err != nil {
 		c.h.log.Error("cursor_reset failed", "ip", c.ip, "err", err)
@@ -272,6 +276,7 @@ func (c *conn) cursorReset(token string) error {
 	if c.h.OnReset != nil {
 		c.h.OnReset(newEpoch)
 	}
-	c.h.checkEpoch() // closes every connection, this one included, with 4001
+	c.h.checkEpoch() // closes every other connection with 4001
+	c.closeWith(CloseEpochChanged, "epoch_changed")
 	return nil
 }

@@ -119,13 +119,17 @@ type modeDefaults struct {
 	retentionAge   time.Duration
 	retentionBytes int64
 	maxDBBytes     int64
+	// tailRecords: the demo's producer makes bursts of thousands of
+	// records a second, and a browser tab that pauses half a second must
+	// not fall out of a 1000-record tail and be disconnected as slow.
+	tailRecords int
 }
 
 func defaultsFor(mode string) modeDefaults {
 	if mode == modeDemo {
-		return modeDefaults{retentionAge: 24 * time.Hour, retentionBytes: 256 << 20, maxDBBytes: 512 << 20}
+		return modeDefaults{retentionAge: 24 * time.Hour, retentionBytes: 256 << 20, maxDBBytes: 512 << 20, tailRecords: 20000}
 	}
-	return modeDefaults{retentionAge: 168 * time.Hour, retentionBytes: 1 << 30, maxDBBytes: 2 << 30}
+	return modeDefaults{retentionAge: 168 * time.Hour, retentionBytes: 1 << 30, maxDBBytes: 2 << 30, tailRecords: 1000}
 }
 
 // cfgFlag describes one command-line flag: its environment variable (empty
@@ -235,7 +239,7 @@ func cfgEnvRows(mode string) []cfgEnvRow {
 		{"MAX_CONCURRENT_DLQ_SENDS", "100", "DLQ in-flight cap (0 = drop all)"},
 		host,
 		port,
-		{"WEBSOCKET_BUFFER_SIZE", "1000", "records in the shared in-memory tail (0 = default)"},
+		{"WEBSOCKET_BUFFER_SIZE", strconv.Itoa(defaultsFor(mode).tailRecords), "records in the shared in-memory tail (0 = default)"},
 		{"WEBSOCKET_MAX_PAYLOAD_BYTES", "10485760", "largest accepted record"},
 		{"WEBSOCKET_MAX_CONNECTIONS_PER_IP", "10", "per-IP sockets (0 = reject everyone)"},
 		{"WEBSOCKET_TRUSTED_PROXY_IPS", "-", "comma-separated proxy IPs whose X-Forwarded-For is used"},
@@ -651,6 +655,7 @@ func defaultDataDir(getenv func(string) string) (string, error) {
 // loadHub reads the WebSocket settings (reference §6, D4, D5).
 func (c *config) loadHub(src *cfgSource) {
 	h := hub.DefaultConfig()
+	h.TailRecords = defaultsFor(c.Mode).tailRecords
 	h.TailRecords = int(src.integer("WEBSOCKET_BUFFER_SIZE", int64(h.TailRecords), 1, 1<<24, true))
 	h.SendTimeout = src.seconds("WEBSOCKET_SEND_TIMEOUT_SECS", h.SendTimeout, true)
 	h.ReplayTimeout = src.seconds("REPLAY_TIMEOUT_SECS", h.ReplayTimeout, true)

@@ -43,9 +43,10 @@ func TestConfigDefaults(t *testing.T) {
 		mode             string
 		age              time.Duration
 		retBytes, dbSize int64
+		tail             int
 	}{
-		{modeServe, 168 * time.Hour, 1 << 30, 2 << 30},
-		{modeDemo, 24 * time.Hour, 256 << 20, 512 << 20},
+		{modeServe, 168 * time.Hour, 1 << 30, 2 << 30, 1000},
+		{modeDemo, 24 * time.Hour, 256 << 20, 512 << 20, 20000},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			c := cfgTestLoad(t, tc.mode, nil, cfgTestEnv())
@@ -59,6 +60,7 @@ func TestConfigDefaults(t *testing.T) {
 				t.Errorf("Store = %+v, want %+v", c.Store, wantStore)
 			}
 			wantHub := hub.DefaultConfig()
+			wantHub.TailRecords = tc.tail // the reference's 1000 for serve; the demo's bursts need more
 			if !cfgTestHubEqual(c.Hub, wantHub) {
 				t.Errorf("Hub = %+v, want %+v", c.Hub, wantHub)
 			}
