@@ -129,12 +129,24 @@ describe('dashstream demo in Chromium', () => {
       expect(await fresh.textContent('[data-testid="timeline-item"][data-step="0"]')).toContain('graph start');
       // Wait for the run to end, then everything the server has is here, without gaps.
       await waitFor('run ended', async () => (await serverRun(running.thread_id)).status !== 'running', 90_000, 500);
-      const server = await serverRun(running.thread_id);
-      await waitFor(
-        'count equals the server',
-        async () => Number(await fresh.getAttribute('[data-testid="run-message-count"]', 'data-count')) === server.messages,
-        20_000,
-      );
+      // The server's count is read again each time: records may still
+      // arrive for the run after its end event.
+      let counts = '';
+      try {
+        await waitFor(
+          'count equals the server',
+          async () => {
+            const shown = Number(await fresh.getAttribute('[data-testid="run-message-count"]', 'data-count'));
+            const server = (await serverRun(running.thread_id)).messages;
+            counts = `shown ${shown}, server ${server}`;
+            return shown === server;
+          },
+          20_000,
+        );
+      } catch (err) {
+        await screenshot(fresh, 'run-page-backfill-mismatch');
+        throw new Error(`${String(err)} (${counts})`);
+      }
       expect(await fresh.getAttribute('[data-testid="integrity"]', 'data-ok')).toBe('true');
       const state = await fresh.getAttribute('[data-testid="state-viewer"]', 'data-verify');
       expect(['ok', 'none', 'pending']).toContain(state);
