@@ -156,6 +156,7 @@ func (i *Ingester) checkTopicID(ctx context.Context, id [16]byte, ends map[int32
 // new source when the id differs, so a different id is set first; with
 // no topic ids on the broker a new random id is used (D2).
 func (i *Ingester) newSource(ctx context.Context, reason string, id [16]byte, ends map[int32]int64) error {
+	oldEpoch := i.db.Epoch()
 	if id == ([16]byte{}) {
 		id = randomID()
 	} else {
@@ -167,6 +168,15 @@ func (i *Ingester) newSource(ctx context.Context, reason string, id [16]byte, en
 	}
 	if _, err := i.db.SetSource(ctx, id); err != nil {
 		return fmt.Errorf("ingest: new source: %w", err)
+	}
+	// A new source of the same topic id starts at generation 0 again: if
+	// the history it replaces was at 0 too, the epoch would not change and
+	// old cursors would pass for current ones (D2). One more generation
+	// tells the histories apart.
+	if i.db.Epoch() == oldEpoch {
+		if _, err := i.db.Reset(ctx); err != nil {
+			return fmt.Errorf("ingest: new source: next generation: %w", err)
+		}
 	}
 	i.topicID = id
 	i.setTopicIDStatus()

@@ -118,11 +118,17 @@ func TestIngestLogTruncatedStartsNewSource(t *testing.T) {
 	if err := st.Append(ctx, store.Batch{NextOffsets: map[int32]int64{0: 1000}}); err != nil {
 		t.Fatal(err)
 	}
+	oldEpoch := st.Epoch()
 	itProduce(t, prod, validRecs(0, 5, "t")...)
 	r := startIngest(t, itConfig(c.ListenAddrs()), st)
 	waitNext(t, st, map[int32]int64{0: 5})
 	if v := metricValue(t, r.reg, "dashstream_store_resets_total", map[string]string{"reason": "log_truncated"}); v != 1 {
 		t.Fatalf("resets{log_truncated} = %v", v)
+	}
+	// The new history has a new epoch, so old cursors are not taken for
+	// current ones (D2) and the hub closes open sockets with 4001.
+	if st.Epoch() == oldEpoch {
+		t.Fatalf("epoch %s unchanged after the log was truncated", oldEpoch)
 	}
 	if got := offsetsOf(readPartition(t, st, 0)); !slices.Equal(got, span(0, 5)) {
 		t.Fatalf("store holds %v", got)
