@@ -5,10 +5,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dashstream/dashstream/store"
-	"github.com/dashstream/dashstream/wire"
+	"github.com/dashstream/dashstream/store/corpus"
 	"github.com/dashstream/dashstream/wire/synth"
 )
 
@@ -35,29 +34,9 @@ type corpusSet struct {
 }
 
 func newCorpusSet(raw []synth.Record) *corpusSet {
-	c := &corpusSet{raw: raw}
-	next, nextPlain := map[int32]int64{}, map[int32]int64{}
-	for _, r := range raw {
-		c.allBytes += int64(len(r.Value))
-		ix, err := wire.Extract(r.Value, wire.DefaultMaxPayload)
-		if err != nil {
-			c.invalid++
-			continue
-		}
-		at := time.UnixMicro(ix.TimestampUs).Truncate(time.Millisecond).UTC()
-		rec := store.Record{Partition: r.Partition, Offset: next[r.Partition], Time: at, Payload: r.Value, Index: ix}
-		next[r.Partition]++
-		c.recs = append(c.recs, rec)
-		if len(r.Value) > 0 && r.Value[0] == wire.FrameRaw {
-			c.plainRaw += int64(len(r.Value))
-			rec.Offset = nextPlain[r.Partition]
-			nextPlain[r.Partition]++
-			c.plain = append(c.plain, rec)
-		}
-	}
-	c.stats = synth.ComputeStats(raw)
-	c.statsText = c.stats.String()
-	return c
+	x := corpus.Index(raw)
+	return &corpusSet{raw: raw, recs: x.Recs, plain: x.Plain, allBytes: x.AllBytes, plainRaw: x.PlainRaw,
+		invalid: x.Invalid, stats: x.Stats, statsText: x.Stats.String()}
 }
 
 func loadCorpus(tb testing.TB) *corpusSet {

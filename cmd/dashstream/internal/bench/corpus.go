@@ -2,27 +2,18 @@ package bench
 
 import (
 	"fmt"
-	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/dashstream/dashstream/store"
+	"github.com/dashstream/dashstream/store/corpus"
 	"github.com/dashstream/dashstream/wire"
 	"github.com/dashstream/dashstream/wire/synth"
 )
 
 // Corpus is the D9 benchmark corpus (`dashstream produce --seed 1 --runs
 // 500`) as Kafka records and as the store receives them.
-type Corpus struct {
-	Raw      []synth.Record
-	Valid    []synth.Record // the records ingest stores (all but invalid ones)
-	Stats    synth.Stats
-	Recs     []store.Record // valid records, offsets counted from 0 per partition
-	Plain    []store.Record // the plain (0x00) ones, offsets counted per partition
-	AllBytes int64          // every value byte of the corpus
-	PlainRaw int64          // value bytes of the plain records
-	Invalid  int
-}
+type Corpus struct{ *corpus.Set }
 
 // LoadCorpus generates the D9 corpus with runs runs (500 for D9) and
 // indexes it the way ingest does.
@@ -31,28 +22,7 @@ func LoadCorpus(runs int) (*Corpus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating the corpus: %w", err)
 	}
-	c := &Corpus{Raw: raw, Stats: synth.ComputeStats(raw)}
-	next, nextPlain := map[int32]int64{}, map[int32]int64{}
-	for _, r := range raw {
-		c.AllBytes += int64(len(r.Value))
-		ix, err := wire.Extract(r.Value, wire.DefaultMaxPayload)
-		if err != nil {
-			c.Invalid++
-			continue
-		}
-		c.Valid = append(c.Valid, r)
-		at := time.UnixMicro(ix.TimestampUs).Truncate(time.Millisecond).UTC()
-		rec := store.Record{Partition: r.Partition, Offset: next[r.Partition], Time: at, Payload: r.Value, Index: ix}
-		next[r.Partition]++
-		c.Recs = append(c.Recs, rec)
-		if len(r.Value) > 0 && r.Value[0] == wire.FrameRaw {
-			c.PlainRaw += int64(len(r.Value))
-			rec.Offset = nextPlain[r.Partition]
-			nextPlain[r.Partition]++
-			c.Plain = append(c.Plain, rec)
-		}
-	}
-	return c, nil
+	return &Corpus{corpus.Index(raw)}, nil
 }
 
 // SizedRecords returns n valid DashStream messages of exactly size bytes,
