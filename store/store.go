@@ -177,7 +177,9 @@ var (
 // every other method may be called concurrently with it and each other.
 type Store interface {
 	// Append writes b atomically and durably (unless the backend was
-	// opened non-durable), then applies retention.
+	// opened non-durable), then applies retention. An error means none
+	// of b was written (ingest retries it); retention failing after the
+	// commit is logged and retried by the backend, never returned.
 	Append(ctx context.Context, b Batch) error
 	// ReadPartition returns retained records of p with offset > after,
 	// in offset order, and whether more follow.

@@ -46,7 +46,9 @@ type encodedBlock struct {
 // Append writes b atomically and durably, then applies retention. A batch
 // breaking the offset rules (DECISIONS D3) fails with store.ErrOffsetOrder
 // and writes nothing. When the file cap leaves no room even after retention
-// evicted the oldest records, it fails with store.ErrFull.
+// evicted the oldest records, it fails with store.ErrFull. Retention after
+// the commit only logs its failures (the next Append runs it again), so an
+// error always means the batch was not written.
 //
 // Records join their partition's tail block while it has room, so a block
 // fills up across small batches; blocks are built and compressed (in
@@ -69,15 +71,26 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	if len(b.Records) == 0 && len(b.Skipped) == 0 && len(b.NextOffsets) == 0 {
 		return nil
 	}
-	parts, err := s.prepare(b.Records)
+	parts, jobs, est, err := s.prepare(b.Records)
 	if err != nil {
 		return err
 	}
-	if err := s.write(ctx, &b, parts); err != nil {
+	// Compression runs on worker goroutines while the write transaction
+	// does the work that does not need it (thread index, run summaries);
+	// the transaction waits for the blocks only to put them. Serially,
+	// the transaction's CPU and its fsync left the second core idle.
+	encoded := s.encodeAsync(jobs)
+	err = s.write(ctx, &b, parts, est, encoded)
+	encoded() // also on an error: the workers read the batch
+	s.learnRatios(parts)
+	if err != nil {
 		return err
 	}
+	// The batch committed: an error now would make ingest retry a stored
+	// batch (and fail with ErrOffsetOrder). Retention that failed runs
+	// again on the next Append.
 	if err := s.applyRetention(); err != nil {
-		return err
+		s.log.Warn("retention failed after append; retrying on the next append", "path", s.path, "err", err)
 	}
 	if s.recode {
 		s.recodeBlocks()
@@ -135,12 +148,11 @@ func (s *Store) checkBatch(b *store.Batch) error {
 
 // prepare groups recs by partition, merges each partition's tail block
 // when it has room, splits into blocks and encodes them.
-func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
+func (s *Store) prepare(recs []store.Record) (parts []*partWrite, jobs []*blockJob, estBytes int64, err error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, nil, 0, nil
 	}
 	byPart := map[int32]*partWrite{}
-	var parts []*partWrite
 	for i := range recs {
 		pw := byPart[recs[i].Partition]
 		if pw == nil {
@@ -151,7 +163,7 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		pw.idx = append(pw.idx, i)
 	}
 	// Tail blocks with room, copied out of one short read transaction.
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.view(func(tx *bbolt.Tx) error {
 		pbs := tx.Bucket(bParts)
 		for _, pw := range parts {
 			pb := pbs.Bucket(be32(pw.p))
@@ -175,9 +187,9 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("store %s: %w", s.path, err)
+		return nil, nil, 0, fmt.Errorf("store %s: %w", s.path, err)
 	}
-	var jobs []*blockJob
+	var estimate float64
 	for _, pw := range parts {
 		ratio := s.ratio[pw.p]
 		if ratio == 0 {
@@ -200,7 +212,7 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		if pw.tailKey != nil {
 			h, trecs, err := s.z.decodeBlockLazy(pw.tailKey, pw.tailVal)
 			if err != nil {
-				return nil, fmt.Errorf("store %s: partition %d block %d: %w", s.path, pw.p, beU64(pw.tailKey), err)
+				return nil, nil, 0, fmt.Errorf("store %s: partition %d block %d: %w", s.path, pw.p, beU64(pw.tailKey), err)
 			}
 			cur, threads, size, content = trecs, h.threads, float64(len(pw.tailVal)), h.contentLen(pw.tailVal)
 		}
@@ -211,6 +223,7 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 			e, n := est(&br)
 			if len(cur) > 0 && (len(cur) >= blockMaxRecords || size+e > float64(s.blk.target) || content+n > blockMaxContent) {
 				pw.jobs = append(pw.jobs, blockJob{recs: cur, threads: threads})
+				estimate += size
 				cur, size, content, threads = nil, 0, 0, false
 			}
 			cur = append(cur, br)
@@ -220,6 +233,9 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 			s.z.sample(r.Payload)
 		}
 		pw.jobs = append(pw.jobs, blockJob{recs: cur, threads: threads})
+		estimate += size
+		estBytes += int64(estimate) - pw.tailFP
+		estimate = 0
 	}
 	for _, pw := range parts {
 		for j := range pw.jobs {
@@ -227,7 +243,12 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 		}
 	}
 	s.trainDictionary()
-	s.encodeJobs(jobs)
+	return parts, jobs, estBytes, nil
+}
+
+// learnRatios updates each partition's compression ratio estimate from
+// the blocks just encoded.
+func (s *Store) learnRatios(parts []*partWrite) {
 	for _, pw := range parts {
 		for _, j := range pw.jobs {
 			for _, e := range j.out {
@@ -241,7 +262,6 @@ func (s *Store) prepare(recs []store.Record) ([]*partWrite, error) {
 			}
 		}
 	}
-	return parts, nil
 }
 
 // trainDictionary trains the compression dictionary once enough payloads
@@ -252,7 +272,7 @@ func (s *Store) trainDictionary() {
 	if d == nil {
 		return
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		return tx.Bucket(bDicts).Put(dictKey(id), d)
 	})
 	if err == nil {
@@ -277,7 +297,7 @@ func (s *Store) recodeBlocks() {
 			key, val []byte
 		}
 		var olds []old
-		err := s.db.View(func(tx *bbolt.Tx) error {
+		err := s.view(func(tx *bbolt.Tx) error {
 			return tx.Bucket(bParts).ForEachBucket(func(pk []byte) error {
 				c := tx.Bucket(bParts).Bucket(pk).Cursor()
 				for k, v := c.First(); k != nil && len(olds) < recodeChunk; k, v = c.Next() {
@@ -304,7 +324,7 @@ func (s *Store) recodeBlocks() {
 		}
 		s.encodeJobs(jobs)
 		var next *state
-		err = s.db.Update(func(tx *bbolt.Tx) error {
+		err = s.update(func(tx *bbolt.Tx) error {
 			st := s.state().clone()
 			for i, o := range olds {
 				pb := tx.Bucket(bParts).Bucket(be32(o.p))
@@ -361,6 +381,20 @@ func (s *Store) encodeJob(j *blockJob, sc *encScratch) {
 	}
 }
 
+// encodeAsync starts encoding jobs on worker goroutines and returns a
+// function that waits for them (idempotent).
+func (s *Store) encodeAsync(jobs []*blockJob) (wait func()) {
+	if len(jobs) == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.encodeJobs(jobs)
+	}()
+	return func() { <-done }
+}
+
 // encodeJobs encodes blocks, on several goroutines when there are several.
 func (s *Store) encodeJobs(jobs []*blockJob) {
 	workers := min(runtime.GOMAXPROCS(0), len(jobs))
@@ -391,28 +425,23 @@ func (s *Store) encodeJobs(jobs []*blockJob) {
 }
 
 // write commits the batch, making room under the file cap first when it
-// looks short and again whenever bbolt reports the cap reached.
-func (s *Store) write(ctx context.Context, b *store.Batch, parts []*partWrite) error {
-	var need int64
-	for _, pw := range parts {
-		for _, j := range pw.jobs {
-			for _, e := range j.out {
-				need += blockFootprint(len(e.val))
-			}
-		}
-		need -= pw.tailFP
-	}
+// looks short (by the blocks' estimated size: they are still being
+// encoded) and again, by their real size, whenever bbolt reports the cap
+// reached. encoded waits for the blocks.
+func (s *Store) write(ctx context.Context, b *store.Batch, parts []*partWrite, est int64, encoded func()) error {
+	var threads int64
 	for i := range b.Records {
-		need += int64(len(b.Records[i].Index.Threads)) * threadEntrySize
+		threads += int64(len(b.Records[i].Index.Threads)) * threadEntrySize
 	}
+	need := est + threads
 	if err := s.makeRoom(need, len(b.Records), parts); err != nil {
 		return err
 	}
 	for attempt := 0; ; attempt++ {
 		var next *state
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			var err error
-			next, err = s.appendTx(tx, b, parts)
+			next, err = s.appendTx(tx, b, parts, encoded)
 			return err
 		})
 		if err == nil {
@@ -422,6 +451,16 @@ func (s *Store) write(ctx context.Context, b *store.Batch, parts []*partWrite) e
 		}
 		if !errors.Is(err, berrors.ErrMaxSizeReached) {
 			return fmt.Errorf("store %s: append: %w", s.path, err)
+		}
+		encoded()
+		need = threads
+		for _, pw := range parts {
+			for _, j := range pw.jobs {
+				for _, e := range j.out {
+					need += blockFootprint(len(e.val))
+				}
+			}
+			need -= pw.tailFP
 		}
 		if ctx.Err() != nil || attempt >= 64 {
 			return s.full(need, len(b.Records))
@@ -448,9 +487,18 @@ func (s *Store) full(need int64, n int) error {
 		s.path, n, need, s.opts.Retention.MaxFileBytes, store.ErrFull)
 }
 
-// appendTx writes one batch in tx and returns the state it leaves.
-func (s *Store) appendTx(tx *bbolt.Tx, b *store.Batch, parts []*partWrite) (*state, error) {
+// appendTx writes one batch in tx and returns the state it leaves. The
+// thread index and run summaries come first: they do not need the blocks,
+// which encoded waits for.
+func (s *Store) appendTx(tx *bbolt.Tx, b *store.Batch, parts []*partWrite, encoded func()) (*state, error) {
 	st := s.state().clone()
+	if err := s.indexThreads(tx, b.Records, st); err != nil {
+		return nil, err
+	}
+	if err := s.updateRuns(tx, b.Records); err != nil {
+		return nil, err
+	}
+	encoded()
 	pbs := tx.Bucket(bParts)
 	touched := map[int32]bool{}
 	for _, pw := range parts {
@@ -486,12 +534,6 @@ func (s *Store) appendTx(tx *bbolt.Tx, b *store.Batch, parts []*partWrite) (*sta
 		}
 		touched[pw.p] = true
 	}
-	if err := s.indexThreads(tx, b.Records, st); err != nil {
-		return nil, err
-	}
-	if err := s.updateRuns(tx, b.Records); err != nil {
-		return nil, err
-	}
 	meta := tx.Bucket(bMeta)
 	for p, n := range b.NextOffsets {
 		st.part(p).next = n
@@ -520,8 +562,8 @@ func (s *Store) appendTx(tx *bbolt.Tx, b *store.Batch, parts []*partWrite) (*sta
 	if err := meta.Put(kThreads, be64(uint64(st.threads))); err != nil {
 		return nil, err
 	}
-	if s.opts.testHook != nil {
-		s.opts.testHook("append")
+	if err := s.hook("append"); err != nil {
+		return nil, err
 	}
 	return st, nil
 }

@@ -57,11 +57,10 @@ type baselineDB struct {
 
 func openBaseline(tb testing.TB, path string) *baselineDB {
 	tb.Helper()
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{FreelistType: bbolt.FreelistMapType, InitialMmapSize: defaultInitialMmap})
+	db, err := OpenRaw(path) // the store's bbolt options, 8 KiB pages included
 	if err != nil {
 		tb.Fatal(err)
 	}
-	db.AllocSize = allocSize
 	return &baselineDB{db: db}
 }
 
@@ -108,12 +107,16 @@ func (b *baselineDB) readAll(p int32) (n int, bytes int64) {
 	}
 }
 
-// warmRecords are appended, untimed, to partition 99 before a timed run:
-// enough for the store to train its compression dictionary (once per
-// file, about a second), so the run measures the steady state.
+// warmupRecords is the warm-up of a timed append run, as in `dashstream
+// bench`: at least dictTrainSamples records, so the store has trained its
+// compression dictionary (once per file, about a second) and the run
+// measures the steady state.
+const warmupRecords = max(5000, dictTrainSamples)
+
+// warmRecords are appended, untimed, to partition 99 before a timed run.
 func warmRecords(recs []store.Record) []store.Record {
-	out := make([]store.Record, 0, 3000)
-	for i := 0; len(out) < 3000; i++ {
+	out := make([]store.Record, 0, warmupRecords)
+	for i := 0; len(out) < warmupRecords; i++ {
 		r := recs[i%len(recs)]
 		r.Partition, r.Offset = 99, int64(len(out))
 		out = append(out, r)
@@ -158,6 +161,9 @@ func appendRunCPU(tb testing.TB, dir string, recs []store.Record, batch int, bas
 	}
 	defer s.Close()
 	fill(tb, s, warm, 500)
+	if !s.HasDictionary() {
+		tb.Fatalf("no dictionary after a warm-up of %d records", len(warm))
+	}
 	cpu, start := processCPU(), time.Now()
 	for i := 0; i < len(recs); i += batch {
 		if err := s.Append(context.Background(), batchOf(recs[i:min(i+batch, len(recs))])); err != nil {

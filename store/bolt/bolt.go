@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"sort"
 	"strconv"
@@ -93,8 +94,8 @@ type Options struct {
 
 	// testHook, when set, is called inside each write transaction before
 	// it commits, with the kind of transaction ("append", "evict",
-	// "reset", "drain").
-	testHook func(stage string)
+	// "reset", "drain"); an error aborts the transaction.
+	testHook func(stage string) error
 }
 
 // DefaultRetention returns the retention defaults of DECISIONS D1 for
@@ -184,6 +185,9 @@ type Store struct {
 	now    func() time.Time
 	chunk  int
 	closed atomic.Bool
+	// broken is set when a write transaction panicked (a damaged file);
+	// every later write fails with it.
+	broken atomic.Pointer[error]
 
 	wmu sync.Mutex // serialises writers (Append, Reset, SetSource, retention)
 
@@ -234,24 +238,11 @@ func Open(path string, opts Options) (s *Store, err error) {
 	} else if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return nil, fmt.Errorf("store %s: %w", path, err)
 	}
-	mmap := defaultInitialMmap
-	if c := opts.Retention.MaxFileBytes; c > 0 {
-		mmap = int(min(c, maxInitialMmap))
+	bopts := boltOptions(opts)
+	if err := checkFile(path); err != nil {
+		return nil, err
 	}
-	bopts := &bbolt.Options{
-		Timeout:         opts.LockTimeout,
-		FreelistType:    bbolt.FreelistMapType,
-		ReadOnly:        opts.ReadOnly,
-		InitialMmapSize: mmap,
-		MaxSize:         int(opts.Retention.MaxFileBytes),
-		NoSync:          !opts.Fsync,
-		PageSize:        opts.pageSize,
-	}
-	if opts.ReadOnly {
-		bopts.InitialMmapSize = 0
-		bopts.MaxSize = 0
-	}
-	db, err := bbolt.Open(path, 0o600, bopts)
+	db, err := openBolt(path, bopts)
 	if err != nil {
 		switch {
 		case errors.Is(err, berrors.ErrTimeout):
@@ -289,23 +280,78 @@ func Open(path string, opts Options) (s *Store, err error) {
 	return s, nil
 }
 
-// load initialises a new file or reads an existing one into memory,
-// turning a bbolt panic on a damaged file into an error.
-func (s *Store) load() (err error) {
+// boltOptions are the bbolt options of a store opened with opts (defaults
+// filled in).
+func boltOptions(opts Options) *bbolt.Options {
+	mmap := defaultInitialMmap
+	if c := opts.Retention.MaxFileBytes; c > 0 {
+		mmap = int(min(c, maxInitialMmap))
+	}
+	bopts := &bbolt.Options{
+		Timeout:         opts.LockTimeout,
+		FreelistType:    bbolt.FreelistMapType,
+		ReadOnly:        opts.ReadOnly,
+		InitialMmapSize: mmap,
+		MaxSize:         int(opts.Retention.MaxFileBytes),
+		NoSync:          !opts.Fsync,
+		PageSize:        opts.pageSize,
+	}
+	if opts.ReadOnly {
+		bopts.InitialMmapSize = 0
+		bopts.MaxSize = 0
+	}
+	return bopts
+}
+
+// OpenRaw opens a plain bbolt file with the bbolt options a durable store
+// without a file cap uses (page size, freelist, mmap, AllocSize), so a
+// benchmark's raw bbolt baseline differs from the store only in what the
+// store does on top.
+func OpenRaw(path string) (*bbolt.DB, error) {
+	db, err := bbolt.Open(path, 0o600, boltOptions(Options{Fsync: true, LockTimeout: DefaultLockTimeout, pageSize: defaultPageSize}))
+	if err != nil {
+		return nil, err
+	}
+	db.AllocSize = allocSize
+	return db, nil
+}
+
+// HasDictionary reports whether the store compresses with a trained
+// dictionary (benchmarks warm up until it does).
+func (s *Store) HasDictionary() bool {
+	return len(s.z.cur.Load().dicts) > 0
+}
+
+// openBolt is bbolt.Open, with a panic or memory fault (a damage
+// checkFile did not see) turned into an error. The file handle and lock
+// of such a failed open leak; the caller is about to exit.
+func openBolt(path string, bopts *bbolt.Options) (db *bbolt.DB, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("store %s is corrupted: %v", s.path, r)
+			db, err = nil, fmt.Errorf("store %s is corrupted: bbolt: %v", path, r)
+		}
+	}()
+	return bbolt.Open(path, 0o600, bopts)
+}
+
+// load initialises a new file or reads an existing one into memory; a
+// bbolt panic on a damaged file becomes an error (view, update).
+func (s *Store) load() (err error) {
+	defer func() {
+		if errors.Is(err, errCorrupt) {
+			err = fmt.Errorf("store %s: %w", s.path, err)
 		}
 	}()
 	if !s.opts.ReadOnly {
-		if err := s.db.Update(s.initTx); err != nil {
+		if err := s.update(s.initTx); err != nil {
 			return err
 		}
 	}
 	st := &state{parts: map[int32]*partState{}}
 	dicts := map[uint32][]byte{}
 	var maxDict uint32
-	err = s.db.View(func(tx *bbolt.Tx) error {
+	err = s.view(func(tx *bbolt.Tx) error {
 		if err := s.checkLayout(tx); err != nil {
 			return err
 		}

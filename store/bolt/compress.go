@@ -23,8 +23,10 @@ var zstdMagic = [4]byte{0x28, 0xb5, 0x2f, 0xfd}
 // keep their codec; every dictionary stays in meta (they are small) so old
 // values always decode.
 const (
-	dictTrainBytes   = 512 << 10
-	dictTrainSamples = 2500
+	// 1 MiB of samples store 0.397 of the D9 corpus's plain bytes where
+	// 512 KiB stored 0.400 (2 MiB: 0.396, at twice the training time).
+	dictTrainBytes   = 1 << 20
+	dictTrainSamples = 5000
 	dictMaxSize      = 32 << 10
 	dictSampleMax    = 4 << 10 // only a record's first bytes matter for training
 	// minSaving: compressed data must save at least 1/minSavingDiv of the

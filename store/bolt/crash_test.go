@@ -83,23 +83,33 @@ func crashRecord(p int32, off int64) store.Record {
 
 // TestCrashChild is the child process of TestCrash: it appends batches
 // until killed, telling the parent through fd 3 each time an Append is
-// about to commit (and then pausing there, so a kill lands in flight).
+// about to commit and then waiting inside the transaction for a byte on
+// fd 4. The parent sends one per commit it lets through and none before a
+// kill, so that kill lands while the transaction is open; EOF on fd 4
+// (the parent closed it) lets the child run freely.
 func TestCrashChild(t *testing.T) {
 	path := os.Getenv(crashEnvPath)
 	if path == "" {
 		t.Skip("only runs as TestCrash's child")
 	}
 	seed, _ := strconv.ParseUint(os.Getenv(crashEnvSeed), 10, 64)
-	hook := os.NewFile(3, "hook")
+	hook, gate := os.NewFile(3, "hook"), os.NewFile(4, "gate")
+	free := false
 	rng := rand.New(rand.NewPCG(seed, 99))
-	s, err := Open(path, Options{Fsync: true, testHook: func(stage string) {
+	s, err := Open(path, Options{Fsync: true, testHook: func(stage string) error {
 		if stage != "append" {
-			return
+			return nil
 		}
 		if _, err := hook.Write([]byte{'A'}); err != nil {
 			os.Exit(3)
 		}
-		time.Sleep(3 * time.Millisecond)
+		if !free {
+			var b [1]byte
+			if _, err := gate.Read(b[:]); err != nil {
+				free = true
+			}
+		}
+		return nil
 	}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child open:", err)
@@ -151,48 +161,61 @@ func TestCrash(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	inFlight, commits := 0, 0
 	for round := 0; round < rounds; round++ {
-		pr, pw, err := os.Pipe()
+		hr, hw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		gr, gw, err := os.Pipe()
 		if err != nil {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashEnvPath+"="+path, crashEnvSeed+"="+strconv.Itoa(round))
-		cmd.ExtraFiles = []*os.File{pw}
+		cmd.ExtraFiles = []*os.File{hw, gr}
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		pw.Close()
-		hooks := bufio.NewReader(pr)
-		// Most rounds kill right after the child announced a commit (it
-		// pauses inside the transaction); the others after a random delay,
-		// wherever the child is (encoding, fsync, retention, idle).
+		hw.Close()
+		gr.Close()
+		hooks := bufio.NewReader(hr)
+		next := func() {
+			if _, err := hooks.ReadByte(); err != nil {
+				t.Fatalf("round %d: child stopped early: %v", round, err)
+			}
+		}
+		// Most rounds let a few Appends commit, then kill while the child
+		// waits inside the next one's transaction; the others let it run
+		// and kill after a random delay, wherever it is (encoding, fsync,
+		// retention, idle).
 		flight := round%4 != 3
 		if flight {
 			want := 1 + rng.IntN(12)
-			for i := 0; i < want; i++ {
-				if _, err := hooks.ReadByte(); err != nil {
-					t.Fatalf("round %d: child stopped early: %v", round, err)
+			for i := 0; i < want-1; i++ {
+				next()
+				if _, err := gw.Write([]byte{'g'}); err != nil {
+					t.Fatal(err)
 				}
 			}
+			next() // the child now waits on the gate, transaction open
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 			inFlight++
 			commits += want - 1
 		} else {
-			if _, err := hooks.ReadByte(); err != nil {
-				t.Fatalf("round %d: child stopped early: %v", round, err)
-			}
+			gw.Close()
+			next()
 			time.Sleep(time.Duration(rng.IntN(40_000)) * time.Microsecond)
 			_ = cmd.Process.Signal(syscall.SIGKILL)
 		}
 		_ = cmd.Wait()
-		pr.Close()
+		hr.Close()
+		gw.Close()
 		if st, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !st.Signaled() {
 			t.Fatalf("round %d: child was not killed: %v", round, cmd.ProcessState)
 		}
 		verifyCrashStore(t, round, path)
 	}
-	t.Logf("crash rounds: %d, kills in flight (inside an Append transaction): %d, commits before kills: >= %d", rounds, inFlight, commits)
+	fmt.Fprintf(os.Stderr, "TestCrash: %d rounds, %d kills inside an open Append transaction, %d commits before those kills\n", rounds, inFlight, commits)
 	if inFlight*2 < rounds {
 		t.Fatalf("only %d of %d kills landed in flight", inFlight, rounds)
 	}
@@ -270,8 +293,26 @@ func verifyCrashStore(t *testing.T, round int, path string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(trs) != len(recs) {
-			t.Fatalf("round %d: thread %s has %d entries, records say %d", round, id, len(trs), len(recs))
+		var want []store.ThreadKey
+		for _, r := range recs {
+			for _, th := range r.Index.Threads {
+				if th.ThreadID == id {
+					want = append(want, store.ThreadKey{Seq: th.Seq, Partition: r.Partition, Offset: r.Offset})
+				}
+			}
+		}
+		slices.SortFunc(want, compareTK)
+		if len(trs) != len(want) {
+			t.Fatalf("round %d: thread %s has %d entries, records say %d", round, id, len(trs), len(want))
+		}
+		// Each entry is the key the record implies and resolves to that
+		// very record.
+		for i, tr := range trs {
+			exp := crashRecord(tr.Key.Partition, tr.Key.Offset)
+			if tr.Key != want[i] || tr.Partition != tr.Key.Partition || tr.Offset != tr.Key.Offset ||
+				string(tr.Payload) != string(exp.Payload) {
+				t.Fatalf("round %d: thread %s entry %d: key %+v → record %d/%d, want key %+v", round, id, i, tr.Key, tr.Partition, tr.Offset, want[i])
+			}
 		}
 		run, ok, err := s.Run(ctx, id)
 		if err != nil || !ok || run.Messages != int64(len(recs)) {

@@ -104,7 +104,7 @@ func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim sto
 	start := max(after+1, 0)
 	var blocks []*copied
 	moreBlocks := false
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		pb := tx.Bucket(bParts).Bucket(be32(p))
 		if pb == nil {
 			return nil
@@ -191,7 +191,7 @@ func (s *Store) ReadThread(ctx context.Context, threadID string, after store.Thr
 	}
 	var entries []entry
 	more := false
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		parts := tx.Bucket(bParts)
 		cursors := map[int32]*bbolt.Cursor{}
 		byKey := map[string]*copied{}
@@ -274,7 +274,7 @@ func (s *Store) Skipped(p int32, from, to int64) ([]store.SkippedRange, error) {
 		return nil, s.errClosed()
 	}
 	var out []store.SkippedRange
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(bSkipped).Cursor()
 		prefix := be32(p)
 		for k, v := c.Seek(prefix); k != nil && string(k[:4]) == string(prefix); k, v = c.Next() {
@@ -316,7 +316,7 @@ func (s *Store) Runs(ctx context.Context, q store.RunQuery) ([]store.RunSummary,
 		after = &c
 	}
 	var sel []store.RunSummary
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		runs := tx.Bucket(bThreads)
 		c := tx.Bucket(bRunTime).Cursor()
 		var k []byte
@@ -378,7 +378,7 @@ func (s *Store) Run(ctx context.Context, threadID string) (store.RunSummary, boo
 	id := wire.BoundThreadID(threadID)
 	var sum store.RunSummary
 	var found bool
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		v := tx.Bucket(bThreads).Get(runKey(id))
 		if v == nil {
 			return nil

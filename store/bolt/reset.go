@@ -78,7 +78,7 @@ func (s *Store) switchOut(ctx context.Context, source bool, topic [16]byte) (*st
 	if source {
 		move = append(append([][]byte(nil), dataBuckets...), sourceBuckets...)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err := s.update(func(tx *bbolt.Tx) error {
 		meta, trash := tx.Bucket(bMeta), tx.Bucket(bTrash)
 		seq, _ := getBE64(meta.Get(kTrashSeq))
 		seq++
@@ -120,8 +120,8 @@ func (s *Store) switchOut(ctx context.Context, source bool, topic [16]byte) (*st
 				return err
 			}
 		}
-		if s.opts.testHook != nil {
-			s.opts.testHook("reset")
+		if err := s.hook("reset"); err != nil {
+			return err
 		}
 		return nil
 	})
@@ -150,7 +150,7 @@ func (s *Store) drainTrash(ctx context.Context) error {
 			return ctx.Err()
 		}
 		var done bool
-		err := s.db.Update(func(tx *bbolt.Tx) error {
+		err := s.update(func(tx *bbolt.Tx) error {
 			if s.opts.drainWhole { // measurement only: one DeleteBucket
 				if err := tx.DeleteBucket(bTrash); err != nil {
 					return err
@@ -165,8 +165,8 @@ func (s *Store) drainTrash(ctx context.Context) error {
 				return err
 			}
 			done = empty
-			if s.opts.testHook != nil {
-				s.opts.testHook("drain")
+			if err := s.hook("drain"); err != nil {
+				return err
 			}
 			return nil
 		})

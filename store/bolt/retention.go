@@ -49,7 +49,7 @@ func (s *Store) capReserve() int64 {
 // the cap plus free pages inside the file.
 func (s *Store) room() int64 {
 	var hw int64
-	_ = s.db.View(func(tx *bbolt.Tx) error {
+	_ = s.view(func(tx *bbolt.Tx) error {
 		hw = tx.Size()
 		return nil
 	})
@@ -107,7 +107,7 @@ func (s *Store) makeRoom(need int64, n int, parts []*partWrite) error {
 // slack), which the footprint counters only estimate.
 func (s *Store) liveBytes() int64 {
 	var hw int64
-	_ = s.db.View(func(tx *bbolt.Tx) error {
+	_ = s.view(func(tx *bbolt.Tx) error {
 		hw = tx.Size()
 		return nil
 	})
@@ -307,7 +307,7 @@ type evictBlock struct {
 func (s *Store) evictChunk(p int32, plan evictPlan, keep []byte) (evictResult, error) {
 	budget := s.chunk
 	for {
-		res, err := s.evictChunkOnce(p, plan, budget, keep)
+		res, err := s.evictChunkOnce(p, plan, budget, 0, keep)
 		if err == nil {
 			return res, nil
 		}
@@ -315,18 +315,43 @@ func (s *Store) evictChunk(p int32, plan evictPlan, keep []byte) (evictResult, e
 			return res, fmt.Errorf("store %s: retention: %w", s.path, err)
 		}
 		if budget <= 1 {
-			return res, fmt.Errorf("store %s: retention cannot commit under the file cap: %w", s.path, store.ErrFull)
+			break
 		}
 		budget /= 4
 	}
+	// At the cap the free pages are fragmented. Deleting part of a leaf
+	// rewrites the blocks left on it into a contiguous run of pages (bbolt
+	// keeps two to four full-page blocks on a leaf) that may not exist;
+	// deleting whole leaves needs single pages only. bbolt does not say
+	// where leaves end, so try each count of head blocks in turn, past
+	// the other partitions' heads if need be (a leaf of records early).
+	if plan.bytes > 0 {
+		plan.notAfter = time.Time{}
+	}
+	for n := 1; n <= maxLeafBlocks; n++ {
+		res, err := s.evictChunkOnce(p, plan, s.chunk, n, keep)
+		if err == nil {
+			return res, nil
+		}
+		if !errors.Is(err, berrors.ErrMaxSizeReached) {
+			return res, fmt.Errorf("store %s: retention: %w", s.path, err)
+		}
+	}
+	return evictResult{}, fmt.Errorf("store %s: retention cannot commit under the file cap: %w", s.path, store.ErrFull)
 }
 
-func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget int, keep []byte) (evictResult, error) {
+// maxLeafBlocks bounds the head blocks evictChunk tries to delete to end
+// on a leaf boundary.
+const maxLeafBlocks = 16
+
+// evictChunkOnce is one eviction transaction of at most budget keys and,
+// when maxBlocks > 0, at most maxBlocks blocks.
+func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget, maxBlocks int, keep []byte) (evictResult, error) {
 	var blocks []*evictBlock
 	var res evictResult
 	// Choose in a read transaction, on copies: block by block from the
 	// head, record by record, until the plan or the key budget stops.
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		pb := tx.Bucket(bParts).Bucket(be32(p))
 		if pb == nil {
 			return nil
@@ -335,7 +360,7 @@ func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget int, keep []byte)
 		keys, n := 0, 0
 		var freed int64
 		for k, v := c.First(); k != nil; k, v = c.Next() {
-			if keep != nil && string(k) == string(keep) {
+			if keep != nil && string(k) == string(keep) || maxBlocks > 0 && len(blocks) >= maxBlocks {
 				return nil
 			}
 			val := slices.Clone(v)
@@ -393,7 +418,7 @@ func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget int, keep []byte)
 		last.newVal, _, _ = s.z.encodeBlock(nil, last.survivors, last.threads, &sc)
 	}
 	var next *state
-	err = s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.update(func(tx *bbolt.Tx) error {
 		st := s.state().clone()
 		ps := st.part(p)
 		pb := tx.Bucket(bParts).Bucket(be32(p))
@@ -468,8 +493,8 @@ func (s *Store) evictChunkOnce(p int32, plan evictPlan, budget int, keep []byte)
 		if err := tx.Bucket(bMeta).Put(kThreads, be64(uint64(st.threads))); err != nil {
 			return err
 		}
-		if s.opts.testHook != nil {
-			s.opts.testHook("evict")
+		if err := s.hook("evict"); err != nil {
+			return err
 		}
 		next = st
 		return nil

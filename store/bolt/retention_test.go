@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/dashstream/dashstream/store"
 	"github.com/dashstream/dashstream/wire"
@@ -331,4 +332,102 @@ func TestStoreFull(t *testing.T) {
 	if fsz := fileSize(t, path); fsz > fileCap {
 		t.Fatalf("file %d over the cap %d", fsz, fileCap)
 	}
+}
+
+// TestRetentionFailsAfterCommit: when retention fails after a batch
+// committed (here its eviction transaction reports the file cap, which
+// evictChunk turns into ErrFull), Append still succeeds, since ingest
+// would otherwise retry a stored batch and fail with ErrOffsetOrder; the
+// next Append applies retention again.
+func TestRetentionFailsAfterCommit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), FileName)
+	fail := false
+	opts := Options{Retention: store.Retention{MaxRecordsPerPartition: 100}, ChunkKeys: 50}
+	opts.testHook = func(stage string) error {
+		if fail && stage == "evict" {
+			return berrors.ErrMaxSizeReached
+		}
+		return nil
+	}
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := newStreamer(t, s, 1, 200)
+	if err := w.append(100); err != nil {
+		t.Fatal(err)
+	}
+	fail = true
+	b := w.batch(60)
+	if err := s.Append(context.Background(), b); err != nil {
+		t.Fatalf("Append of a committed batch whose retention failed: %v", err)
+	}
+	if st := s.Stats(); st.Records != 160 || st.Full {
+		t.Fatalf("after failed retention: %d records (want 160, over the limit), full %v", st.Records, st.Full)
+	}
+	if err := s.Append(context.Background(), b); !errors.Is(err, store.ErrOffsetOrder) {
+		t.Fatalf("the batch again: %v, want ErrOffsetOrder (it is stored)", err)
+	}
+	fail = false
+	if err := w.append(10); err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.Records != 100 {
+		t.Fatalf("retention on the next Append left %d records, want 100", st.Records)
+	}
+	if o, l, _ := s.Bounds(0); o != 70 || l != 169 {
+		t.Fatalf("Bounds(0) = %d, %d; want 70, 169", o, l)
+	}
+	checkThreadsConsistent(t, s, w.threads)
+}
+
+// TestEvictChunkKeys: a large eviction runs in transactions of at most
+// ChunkKeys keys (records' thread entries and the block keys), so none
+// grows large. Each record here has one thread entry and every eviction
+// transaction touches at least one block, so one deletes at most
+// ChunkKeys-1 records. (A bytes plan deletes whole blocks and may pass
+// the budget by one block's keys; age and count plans are exact.)
+func TestEvictChunkKeys(t *testing.T) {
+	const chunk = 40
+	path := filepath.Join(t.TempDir(), FileName)
+	now := time.Now()
+	var s *Store
+	var before []int64 // Records at each eviction transaction, before it commits
+	opts := Options{Retention: store.Retention{MaxAge: 2 * time.Hour}, ChunkKeys: chunk, Now: func() time.Time { return now }}
+	opts.testHook = func(stage string) error {
+		if stage == "evict" {
+			before = append(before, s.Stats().Records)
+		}
+		return nil
+	}
+	s, err := Open(path, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w := newStreamer(t, s, 2, 200)
+	for i := 0; i < 10; i++ {
+		if err := w.append(100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(before) != 0 {
+		t.Fatalf("%d evictions before the clock moved", len(before))
+	}
+	now = now.Add(3 * time.Hour) // every record is now too old
+	if err := s.Append(context.Background(), store.Batch{NextOffsets: w.next}); err != nil {
+		t.Fatal(err)
+	}
+	counts := append(before, s.Stats().Records)
+	if counts[0] != 1000 || counts[len(counts)-1] != 0 {
+		t.Fatalf("records per eviction transaction: %v, want 1000 down to 0", counts)
+	}
+	for i := 1; i < len(counts); i++ {
+		if n := counts[i-1] - counts[i]; n <= 0 || n > chunk-1 {
+			t.Fatalf("eviction transaction %d deleted %d records (%d keys at least), budget %d keys", i, n, n+1, chunk)
+		}
+	}
+	t.Logf("%d eviction transactions for 1000 records", len(counts)-1)
+	checkThreadsConsistent(t, s, w.threads)
 }

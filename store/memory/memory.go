@@ -180,9 +180,6 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 		}
 	}
 	for _, sk := range b.Skipped {
-		if sk.From == sk.To {
-			continue
-		}
 		p := s.part(sk.Partition)
 		p.skips = addSkip(p.skips, sk)
 	}
@@ -221,12 +218,18 @@ func (s *Store) validate(b store.Batch) error {
 		last[r.Partition] = r.Offset
 	}
 	for _, sk := range b.Skipped {
-		if sk.From < 0 || sk.To < sk.From {
-			return fmt.Errorf("partition %d skipped range [%d, %d) invalid: %w",
+		if sk.From < 0 || sk.To <= sk.From {
+			return fmt.Errorf("partition %d skipped range [%d, %d) empty or invalid: %w",
 				sk.Partition, sk.From, sk.To, store.ErrOffsetOrder)
+		}
+		if sk.Reason == "" {
+			return fmt.Errorf("partition %d skipped range [%d, %d) without a reason", sk.Partition, sk.From, sk.To)
 		}
 	}
 	for id, next := range b.NextOffsets {
+		if next < 0 {
+			return fmt.Errorf("partition %d next offset %d negative: %w", id, next, store.ErrOffsetOrder)
+		}
 		if l, ok := last[id]; ok && next <= l {
 			return fmt.Errorf("partition %d next offset %d not after record %d: %w",
 				id, next, l, store.ErrOffsetOrder)

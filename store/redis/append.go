@@ -53,6 +53,14 @@ func (s *Store) Append(ctx context.Context, b store.Batch) error {
 	if err := s.check(ctx, "append"); err != nil {
 		return err
 	}
+	start := time.Now()
+	err := s.append(ctx, b)
+	s.obs.writeDone(start, err)
+	return err
+}
+
+// append writes a valid, non-empty batch under wmu.
+func (s *Store) append(ctx context.Context, b store.Batch) error {
 	s.warnPrecision(b)
 	plans := planPartitions(b)
 
@@ -126,9 +134,13 @@ func validate(b store.Batch) error {
 		last[r.Partition] = r.Offset
 	}
 	for _, sk := range b.Skipped {
-		if sk.Partition < 0 || sk.From < 0 || sk.To < sk.From {
+		if sk.Partition < 0 || sk.From < 0 || sk.To <= sk.From {
 			return fmt.Errorf("partition %d skipped range [%d, %d) invalid: %w",
 				sk.Partition, sk.From, sk.To, store.ErrOffsetOrder)
+		}
+		if sk.Reason == "" {
+			// Gap frames report it; a range without one is a caller bug.
+			return fmt.Errorf("partition %d skipped range [%d, %d) has no reason", sk.Partition, sk.From, sk.To)
 		}
 	}
 	for p, next := range b.NextOffsets {

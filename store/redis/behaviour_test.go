@@ -2,6 +2,7 @@ package redis_test
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -80,7 +81,7 @@ func namespaceKeys(t *testing.T, cl *goredis.Client, ns string) map[string]bool 
 }
 
 func TestOpenUnreachable(t *testing.T) {
-	redisServerPath(t)
+	// Needs no redis-server: nothing listens on a port just freed.
 	port := freePort(t)
 	_, err := redis.Open(ctx, "redis://127.0.0.1:"+strconv.Itoa(port), redis.Options{Namespace: "v1_x", DialTimeout: time.Second})
 	if err == nil || !strings.Contains(err.Error(), "REDIS_URL") || !strings.Contains(err.Error(), "127.0.0.1:"+strconv.Itoa(port)) {
@@ -136,6 +137,46 @@ func TestPageCommands(t *testing.T) {
 	if calls := commandCalls(t, cl); calls["zrangebyscore"] != 1 || calls["mget"] != 2 || calls["get"] != 0 {
 		t.Errorf("thread page: %v; want one ZRANGEBYSCORE and two MGETs (values, then meta)", calls)
 	}
+
+	// A payload-only read (a replay to sockets) reads no meta keys.
+	if err := cl.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	trs, _, err = s.ReadThread(ctx, "th", store.AfterSeq(100), store.Limits{MaxRecords: 500, PayloadOnly: true})
+	if err != nil || len(trs) != 500 || trs[0].Key.Seq != 101 || !bytes.Equal(trs[0].Payload, plainRec(0, 100).Payload) {
+		t.Fatalf("payload-only ReadThread: %d records, %v", len(trs), err)
+	}
+	if calls := commandCalls(t, cl); calls["zrangebyscore"] != 1 || calls["mget"] != 1 {
+		t.Errorf("payload-only thread page: %v; want one ZRANGEBYSCORE and one MGET", calls)
+	}
+	if err := cl.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	recs, _, err := s.ReadPartition(ctx, 0, -1, store.Limits{MaxRecords: 100, PayloadOnly: true})
+	if err != nil || len(recs) != 100 || recs[99].Offset != 99 || !bytes.Equal(recs[99].Payload, plainRec(0, 99).Payload) {
+		t.Fatalf("payload-only ReadPartition: %d records, %v", len(recs), err)
+	}
+	// Keyspace hits: the zset, then 100 payload keys and no meta key.
+	if hits := keyspaceHits(t, cl); hits != 101 {
+		t.Errorf("payload-only partition page: %d keyspace hits, want 101 (zset and payloads, no meta)", hits)
+	}
+}
+
+// keyspaceHits is INFO stats keyspace_hits.
+func keyspaceHits(t *testing.T, cl *goredis.Client) int {
+	t.Helper()
+	info, err := cl.Info(ctx, "stats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "keyspace_hits:"); ok {
+			n, _ := strconv.Atoi(v)
+			return n
+		}
+	}
+	t.Fatal("no keyspace_hits in INFO stats")
+	return 0
 }
 
 // TestExpiredMembers: members whose payload expired are skipped and

@@ -19,8 +19,9 @@ import (
 
 // Benchmarks compare the Redis store with the bolt store in the same run,
 // on the same realistic records: the synthetic corpus (wire/synth, 50
-// runs; every shape, mean ≈ 600 B) or its records of about 300 B, over 3
-// partitions, appended in batches of benchBatch as ingest does.
+// runs; every shape, mean payload ≈ 312 B) or only its records of
+// 200–400 B, over 3 partitions, appended in batches of benchBatch as
+// ingest does.
 
 const benchBatch = 500
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -74,11 +75,19 @@ func (s *Store) fillMeta(r *store.Record, meta any) {
 
 // ReadPartition implements store.Store: one ZRANGEBYSCORE with LIMIT and
 // one MGET per page (M-700). Members whose payload expired are skipped
-// and removed.
+// and removed. With Limits.PayloadOnly the MGET skips the meta keys and
+// Time and Index stay zero.
 func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim store.Limits) ([]store.Record, bool, error) {
 	if err := s.check(ctx, "read partition"); err != nil {
 		return nil, false, err
 	}
+	start := time.Now()
+	out, more, err := s.readPartition(ctx, p, after, lim)
+	s.obs.readDone(start, len(out), err)
+	return out, more, err
+}
+
+func (s *Store) readPartition(ctx context.Context, p int32, after int64, lim store.Limits) ([]store.Record, bool, error) {
 	lim = normLimits(lim)
 	zk := s.partZKey(p)
 	for round := 0; ; round++ {
@@ -94,7 +103,11 @@ func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim sto
 		}
 		more := len(members) > n
 		members = members[:min(len(members), n)]
-		vals, err := s.rdb.MGet(ctx, mgetKeys(members)...).Result()
+		keys := members
+		if !lim.PayloadOnly {
+			keys = mgetKeys(members)
+		}
+		vals, err := s.rdb.MGet(ctx, keys...).Result()
 		if err != nil {
 			return nil, false, s.wrap("read partition", err)
 		}
@@ -114,7 +127,9 @@ func (s *Store) ReadPartition(ctx context.Context, p int32, after int64, lim sto
 			}
 			size += len(v)
 			r := store.Record{Partition: p, Offset: o, Payload: []byte(v)}
-			s.fillMeta(&r, vals[len(members)+i])
+			if !lim.PayloadOnly {
+				s.fillMeta(&r, vals[len(members)+i])
+			}
 			out = append(out, r)
 		}
 		s.forget(ctx, zk, p, gone)
@@ -154,7 +169,8 @@ type threadEntry struct {
 // ReadThread implements store.Store. Entries are ordered by (sequence,
 // partition, offset) and de-duplicated. The sanitised key is read first;
 // the legacy "h_" key only when the sanitised one holds nothing after
-// `after` and differs (reference §4.4).
+// `after` and differs (reference §4.4). Limits.PayloadOnly skips the MGET
+// of the records' meta.
 func (s *Store) ReadThread(ctx context.Context, threadID string, after store.ThreadKey, lim store.Limits) ([]store.ThreadRecord, bool, error) {
 	if err := s.check(ctx, "read thread"); err != nil {
 		return nil, false, err
@@ -162,15 +178,16 @@ func (s *Store) ReadThread(ctx context.Context, threadID string, after store.Thr
 	if threadID == "" {
 		return nil, false, nil
 	}
+	start := time.Now()
 	lim = normLimits(lim)
 	key := wire.SanitizeKey(threadID)
 	out, more, found, err := s.readThreadKey(ctx, s.threadZKey(key), after, lim)
-	if err != nil || found {
-		return out, more, err
+	if err == nil && !found {
+		if legacy := wire.LegacyKey(threadID); legacy != key {
+			out, more, _, err = s.readThreadKey(ctx, s.threadZKey(legacy), after, lim)
+		}
 	}
-	if legacy := wire.LegacyKey(threadID); legacy != key {
-		out, more, _, err = s.readThreadKey(ctx, s.threadZKey(legacy), after, lim)
-	}
+	s.obs.readDone(start, len(out), err)
 	return out, more, err
 }
 
@@ -269,8 +286,10 @@ func (s *Store) readThreadKey(ctx context.Context, tz string, after store.Thread
 			out = append(out, store.ThreadRecord{Key: e.key, Record: e.rec})
 			n++
 		}
-		if err := s.threadMeta(ctx, out); err != nil {
-			return nil, false, false, err
+		if !lim.PayloadOnly {
+			if err := s.threadMeta(ctx, out); err != nil {
+				return nil, false, false, err
+			}
 		}
 		more = n < len(entries) || !complete
 		if len(out) > 0 || !more || round >= maxReadRounds {

@@ -83,7 +83,8 @@
 // LIMIT) and one MGET (payloads and meta keys together); a thread page one
 // ZRANGEBYSCORE, one MGET of the thread values and one MGET of the meta
 // of the records it returns (thread entries carry no meta of their own,
-// which keeps an append at five Redis calls per record with one thread).
+// which keeps an append at five Redis calls per record with one thread);
+// a Limits.PayloadOnly read (a replay to sockets) reads no meta.
 // A page fetches at most twice what Limits.MaxBytes holds at the recent
 // mean payload size. Members whose payload expired are skipped and removed
 // (ZREM). Reset and a new source delete keys with SCAN + UNLINK in
@@ -162,6 +163,69 @@ type Options struct {
 	// OpTimeout bounds the calls of the store.Store methods that take no
 	// context (Bounds, Skipped, Stats; default DefaultOpTimeout).
 	OpTimeout time.Duration
+	// Observer gets operation counts for the reference's Redis series;
+	// the zero value counts nothing.
+	Observer Observer
+}
+
+// Observer receives what the reference counts in its replay_buffer_redis_*
+// and dashstream_websocket_redis_* series (spec/reference-server.md §7).
+// Any field may be nil. The funcs are called synchronously and must not
+// block.
+type Observer struct {
+	// ReadHit: a ReadPartition or ReadThread call returned records
+	// (replay_buffer_redis_hits_total).
+	ReadHit func()
+	// ReadMiss: a ReadPartition or ReadThread call returned none or
+	// failed at Redis (replay_buffer_redis_misses_total).
+	ReadMiss func()
+	// WriteFailure: an Append failed at Redis, out of memory included
+	// (replay_buffer_redis_write_failures_total). A batch refused by the
+	// offset rules is not a failure.
+	WriteFailure func()
+	// Error: any Redis call failed, a read, a write or a maintenance call
+	// (dashstream_websocket_redis_errors_total). Calls cut by their
+	// context's cancellation are not counted.
+	Error func()
+	// Latency: how long a successful read ("read", a ReadPartition or
+	// ReadThread call, hit or miss) or Append ("write") took
+	// (dashstream_websocket_redis_latency_ms{operation}).
+	Latency func(op string, d time.Duration)
+}
+
+func (o *Observer) readDone(start time.Time, n int, err error) {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, store.ErrClosed):
+	case err != nil:
+		call(o.ReadMiss)
+	default:
+		if n > 0 {
+			call(o.ReadHit)
+		} else {
+			call(o.ReadMiss)
+		}
+		if o.Latency != nil {
+			o.Latency("read", time.Since(start))
+		}
+	}
+}
+
+func (o *Observer) writeDone(start time.Time, err error) {
+	switch {
+	case err == nil:
+		if o.Latency != nil {
+			o.Latency("write", time.Since(start))
+		}
+	case errors.Is(err, store.ErrOffsetOrder), errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
+	default:
+		call(o.WriteFailure)
+	}
+}
+
+func call(f func()) {
+	if f != nil {
+		f()
+	}
 }
 
 // Store is the Redis store.Store. It is safe for concurrent use; Append,
@@ -176,6 +240,7 @@ type Store struct {
 	retention store.Retention
 	log       *slog.Logger
 	opTimeout time.Duration
+	obs       Observer
 
 	closed  atomic.Bool
 	healthy atomic.Bool
@@ -253,6 +318,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		retention: store.Retention{MaxRecordsPerPartition: max(opts.Retention.MaxRecordsPerPartition, 0)},
 		log:       log.With("store", "redis", "addr", ropts.Addr, "namespace", opts.Namespace),
 		opTimeout: opts.OpTimeout,
+		obs:       opts.Observer,
 		runCache:  map[string]cachedRun{},
 		next:      map[int32]int64{},
 		skipParts: map[int32]bool{},
@@ -537,6 +603,10 @@ func (s *Store) wrap(op string, err error) error {
 	switch {
 	case s.closed.Load() || errors.Is(err, goredis.ErrClosed):
 		return fmt.Errorf("redis: %s: %w", op, store.ErrClosed)
+	case !errors.Is(err, context.Canceled):
+		call(s.obs.Error)
+	}
+	switch {
 	case goredis.HasErrorPrefix(err, "OOM"):
 		s.healthy.Store(true)
 		return fmt.Errorf("redis: %s: Redis is out of memory (maxmemory): %w: %v", op, store.ErrFull, err)

@@ -547,3 +547,78 @@ func testDurable(t *testing.T, h harness) {
 		t.Errorf("newest run after reopen and append: %v, want t-err", runIDs(runs))
 	}
 }
+
+func testFileCap(t *testing.T, h harness) {
+	const fileCap = 1 << 20
+	s, _ := h.fresh(t, store.Retention{MaxFileBytes: fileCap})
+	requireCaps(t, s, "a file cap", func(c store.Capabilities) bool { return c.FileCap })
+	at := base()
+	// Incompressible 1 KiB records on two partitions, a thread each,
+	// written well past the cap: every Append succeeds and the oldest
+	// records go first.
+	next := map[int32]int64{}
+	var all []store.Record
+	for b := 0; b < 3*fileCap/(40<<10); b++ {
+		var recs []store.Record
+		for i := range 40 {
+			p := int32(i % 2)
+			recs = append(recs, rec(p, next[p], at.Add(time.Duration(len(all)+i)*time.Millisecond), 1<<10,
+				th{fmt.Sprintf("cap-%d", p), uint64(next[p] + 1)}))
+			next[p]++
+		}
+		if err := s.Append(ctx, batch(recs...)); err != nil {
+			st := s.Stats()
+			t.Fatalf("batch %d (%d records written): %v; stats: %d records, file %d, stored %d", b, len(all), err, st.Records, st.FileBytes, st.StoredBytes)
+		}
+		all = append(all, recs...)
+		if st := s.Stats(); st.FileBytes > fileCap {
+			t.Fatalf("after batch %d: file %d bytes over the cap %d", b, st.FileBytes, fileCap)
+		}
+	}
+	before := s.Stats()
+	if before.Full {
+		t.Fatal("Stats.Full after successful appends")
+	}
+	var oldest []time.Time
+	for _, p := range []int32{0, 1} {
+		want := ofPartition(all, p)
+		got := readPartition(t, s, p, -1, store.Limits{})
+		if len(got) == 0 || len(got) >= len(want) {
+			t.Fatalf("partition %d keeps %d of %d records", p, len(got), len(want))
+		}
+		sameRecords(t, fmt.Sprintf("partition %d tail", p), got, want[len(want)-len(got):])
+		oldest = append(oldest, got[0].Time)
+		if trs := readThread(t, s, fmt.Sprintf("cap-%d", p), store.ThreadKey{}, store.Limits{}); len(trs) != len(got) {
+			t.Errorf("thread of partition %d has %d entries, partition %d records", p, len(trs), len(got))
+		}
+	}
+	// Both partitions lost their oldest records: the heads are close in
+	// time (eviction may take whole blocks, not single records).
+	if d := oldest[0].Sub(oldest[1]).Abs(); d > time.Duration(len(all)/4)*time.Millisecond {
+		t.Errorf("oldest retained records %v and %v: eviction is not oldest first", oldest[0], oldest[1])
+	}
+
+	// A batch larger than the whole cap fails with ErrFull, writing nothing.
+	var big []store.Record
+	for i := range 2 * fileCap / (1 << 10) {
+		big = append(big, rec(0, next[0]+int64(i), at.Add(time.Hour), 1<<10, th{"huge", uint64(i + 1)}))
+	}
+	snap := takeSnapshot(t, s, "cap-0", "cap-1")
+	err := s.Append(ctx, batch(big...))
+	wantErr(t, "batch larger than the cap", err, store.ErrFull)
+	if !s.Stats().Full {
+		t.Error("Stats.Full is false after ErrFull")
+	}
+	compareSnapshots(t, takeSnapshot(t, s, "cap-0", "cap-1"), snap)
+	if trs, _, _ := s.ReadThread(ctx, "huge", store.ThreadKey{}, store.Limits{}); len(trs) != 0 {
+		t.Error("thread of the ErrFull batch is visible")
+	}
+	if _, ok, _ := s.Run(ctx, "huge"); ok {
+		t.Error("run of the ErrFull batch is visible")
+	}
+	// Ingest retries with normal batches: they go through.
+	mustAppend(t, s, batch(rec(0, next[0], at.Add(time.Hour), 1<<10)))
+	if s.Stats().Full {
+		t.Error("Stats.Full stays after a successful Append")
+	}
+}

@@ -281,18 +281,55 @@ func testRejectsBadOffsets(t *testing.T, h harness) {
 		{"below next, other partition", batch(rec(0, 12, at, 20), rec(1, 4, at, 20))},
 		{"below next after a hole", batch(rec(1, 0, at, 20))},
 		{"above latest, below next", store.Batch{Records: []store.Record{rec(1, 7, at, 20)}}},
+		{"negative offset", batch(rec(3, -1, at, 20))},
+		{"negative offset, stored partition", batch(rec(0, -5, at, 20))},
+		{"negative next offset", store.Batch{NextOffsets: map[int32]int64{3: -1}}},
+		{"next offset at the last record", store.Batch{Records: []store.Record{rec(0, 12, at, 20), rec(0, 13, at, 20)},
+			NextOffsets: map[int32]int64{0: 13}}},
+		{"next offset below the last record", store.Batch{Records: []store.Record{rec(0, 12, at, 20), rec(0, 13, at, 20)},
+			NextOffsets: map[int32]int64{0: 12}}},
+		{"next offset going back", store.Batch{NextOffsets: map[int32]int64{0: 11}}},
+		{"next offset going back, other partition", store.Batch{Records: []store.Record{rec(0, 12, at, 20)},
+			NextOffsets: map[int32]int64{0: 13, 1: 8}}},
+		{"empty skipped range", store.Batch{Skipped: []store.SkippedRange{{Partition: 0, From: 20, To: 20, Reason: store.SkipInvalid}},
+			NextOffsets: map[int32]int64{0: 21}}},
+		{"inverted skipped range", store.Batch{Skipped: []store.SkippedRange{{Partition: 0, From: 20, To: 15, Reason: store.SkipInvalid}},
+			NextOffsets: map[int32]int64{0: 21}}},
+		{"negative skipped range", store.Batch{Skipped: []store.SkippedRange{{Partition: 3, From: -2, To: 3, Reason: store.SkipEvicted}},
+			NextOffsets: map[int32]int64{3: 3}}},
+		{"skipped range without a reason", store.Batch{Skipped: []store.SkippedRange{{Partition: 0, From: 12, To: 14}},
+			NextOffsets: map[int32]int64{0: 14}}},
 	}
 	for _, tc := range bad {
 		err := s.Append(ctx, extra(tc.b))
-		wantErr(t, tc.name, err, store.ErrOffsetOrder)
+		if tc.name == "skipped range without a reason" {
+			// Not an offset rule; any error will do.
+			if err == nil {
+				t.Fatalf("%s: accepted", tc.name)
+			}
+		} else {
+			wantErr(t, tc.name, err, store.ErrOffsetOrder)
+		}
 		if _, _, ok := s.Bounds(2); ok {
 			t.Fatalf("%s: records of the rejected batch are visible", tc.name)
 		}
 		if got := readPartition(t, s, 0, -1, store.Limits{}); len(got) != 2 {
 			t.Fatalf("%s: partition 0 has %d records after a rejected batch, want 2", tc.name, len(got))
 		}
-		if sk, _ := s.Skipped(2, 0, 100); len(sk) != 0 {
-			t.Fatalf("%s: skipped range of the rejected batch is visible", tc.name)
+		for _, p := range []int32{0, 1, 2, 3} {
+			want := good.Skipped[:0]
+			if p == 0 {
+				want = good.Skipped
+			}
+			if sk, _ := s.Skipped(p, -10, 100); !slices.Equal(sk, want) {
+				t.Fatalf("%s: skipped ranges of partition %d = %+v, want %+v", tc.name, p, sk, want)
+			}
+		}
+		if _, _, ok := s.Bounds(3); ok {
+			t.Fatalf("%s: partition 3 has records", tc.name)
+		}
+		if got := readPartition(t, s, 1, -1, store.Limits{}); len(got) != 1 {
+			t.Fatalf("%s: partition 1 has %d records after a rejected batch, want 1", tc.name, len(got))
 		}
 		if !maps.Equal(s.IngestOffsets(), wantOffsets) {
 			t.Fatalf("%s: IngestOffsets = %v, want %v", tc.name, s.IngestOffsets(), wantOffsets)

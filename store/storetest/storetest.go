@@ -63,6 +63,7 @@ func Run(t *testing.T, open Opener) {
 		{"RetainByCount", testRetainByCount},
 		{"RetainByAge", testRetainByAge},
 		{"RetainByBytes", testRetainByBytes},
+		{"FileCap", testFileCap},
 		{"ConcurrentReaders", testConcurrentReaders},
 		{"Closed", testClosed},
 		{"Durable", testDurable},
