@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"runtime"
 	"strings"
@@ -436,10 +437,24 @@ func TestHandMadeFramesInflate(t *testing.T) {
 	}
 }
 
+// minAllocDuring is the least of n allocDuring(f) measurements: TotalAlloc
+// is process-wide, so anything else allocating during one (the runtime,
+// the test framework) can only add to it.
+func minAllocDuring(n int, f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range n {
+		least = min(least, allocDuring(f))
+	}
+	return least
+}
+
 // TestHostileZstd (a): frames of at most 256 KB that inflate to 1 GiB are
-// rejected, and the decoder never allocates much beyond the cap.
+// rejected within the cap: the decoder allocates at most the cap and
+// hostileSlack (one 128 KiB block and the decoder's own state, ≈ 300 KB
+// measured).
 func TestHostileZstd(t *testing.T) {
 	const limit = wire.DefaultMaxPayload
+	const hostileSlack = 512 << 10
 	const blocks = (1 << 30) / (128 << 10) // 8192 blocks of 128 KiB = 1 GiB
 	for _, tc := range []struct {
 		name  string
@@ -461,8 +476,8 @@ func TestHostileZstd(t *testing.T) {
 			t.Run(tc.name+"/"+framing, func(t *testing.T) {
 				var err, xerr error
 				_, _ = wire.Decode(payload, limit) // warm the decoders up
-				alloc := allocDuring(func() { _, err = wire.Decode(payload, limit) })
-				xalloc := allocDuring(func() { _, xerr = wire.Extract(payload, limit) })
+				alloc := minAllocDuring(3, func() { _, err = wire.Decode(payload, limit) })
+				xalloc := minAllocDuring(3, func() { _, xerr = wire.Extract(payload, limit) })
 				if wire.ClassOf(err) != wire.ClassUnknownDecodeError || wire.ClassOf(xerr) != wire.ClassUnknownDecodeError {
 					t.Fatalf("Decode: %v; Extract: %v; want unknown_decode_error", err, xerr)
 				}
@@ -470,8 +485,8 @@ func TestHostileZstd(t *testing.T) {
 					t.Fatalf("Decode error %v is neither ErrContentTooLarge nor ErrZstdFrame", err)
 				}
 				t.Logf("%d-byte frame: Decode allocated %d bytes, Extract %d (cap %d)", len(tc.frame), alloc, xalloc, limit)
-				if alloc > 2*limit || xalloc > 2*limit {
-					t.Fatalf("allocated %d / %d bytes, want < 2 × %d", alloc, xalloc, limit)
+				if alloc > limit+hostileSlack || xalloc > limit+hostileSlack {
+					t.Fatalf("allocated %d / %d bytes, want <= cap %d + %d", alloc, xalloc, limit, hostileSlack)
 				}
 			})
 		}

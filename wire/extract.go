@@ -26,7 +26,7 @@ type ThreadSeq struct {
 type RunEvent struct {
 	ThreadID    string // bounded; "" when the event's header has no thread
 	Seq         uint64
-	TimestampUs int64
+	TimestampUs int64 // event header timestamp; 0 in a batch: the batch header's
 	EventType   pb.EventType
 	GraphName   string // GRAPH_START attribute graph_name
 	ErrorText   string // NODE_ERROR / GRAPH_ERROR attribute "error"
@@ -612,6 +612,14 @@ func (x *extractor) run(b []byte) (Index, error) {
 	case 8:
 		ix.TimestampUs, ix.SchemaVersion = x.hdr.ts, x.hdr.schema
 		ix.MultiThread = len(x.threads) > 1
+		// Inner events without a timestamp take the batch's (wire-protocol
+		// §3.4). Only now: the batch header may follow the events, or be
+		// merged from a later occurrence.
+		for i := range x.events {
+			if x.events[i].TimestampUs == 0 {
+				x.events[i].TimestampUs = x.hdr.ts
+			}
+		}
 	default:
 		x.addThread(x.bound(x.hdr.thread), x.hdr.seq)
 		ix.TimestampUs, ix.SchemaVersion = x.hdr.ts, x.hdr.schema

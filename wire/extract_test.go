@@ -45,6 +45,9 @@ func refIndex(m *pb.DashStreamMessage) wire.Index {
 		id := addThread(e.GetHeader())
 		re := wire.RunEvent{ThreadID: id, Seq: e.GetHeader().GetSequence(), TimestampUs: e.GetHeader().GetTimestampUs(),
 			EventType: e.GetEventType(), NodeID: e.GetNodeId()}
+		if re.TimestampUs == 0 && m.GetEventBatch() != nil { // wire-protocol §3.4
+			re.TimestampUs = h.GetTimestampUs()
+		}
 		switch e.GetEventType() {
 		case pb.EventType_EVENT_TYPE_GRAPH_START:
 			re.GraphName = e.GetAttributes()["graph_name"].GetStringValue()
@@ -133,6 +136,57 @@ func TestExtractExpectedValues(t *testing.T) {
 		if d := diffIndex(got, want); d != "" {
 			t.Errorf("%s:%s", name, d)
 		}
+	}
+}
+
+// TestExtractBatchInheritsTimestamp: inner events of an EventBatch without
+// a timestamp take the batch header's (wire-protocol §3.4), also when the
+// header is encoded after the events or merged from a later occurrence.
+func TestExtractBatchInheritsTimestamp(t *testing.T) {
+	const batchTs, ownTs = baseTs + 500, baseTs + 7000
+	start := event("run-a", 1, pb.EventType_EVENT_TYPE_GRAPH_START, "", map[string]*pb.AttributeValue{"graph_name": strAttr("g")})
+	start.Header.TimestampUs = 0
+	nodeErr := event("run-a", 2, pb.EventType_EVENT_TYPE_NODE_ERROR, "n", map[string]*pb.AttributeValue{"error": strAttr("e")})
+	nodeErr.Header.TimestampUs = ownTs
+	end := &pb.Event{EventType: pb.EventType_EVENT_TYPE_GRAPH_END} // no header at all
+	hdr := header("run-a", 0, pb.MessageType_MESSAGE_TYPE_EVENT_BATCH)
+	hdr.TimestampUs = batchTs
+	wrap := func(b *pb.EventBatch) *pb.DashStreamMessage {
+		return &pb.DashStreamMessage{Message: &pb.DashStreamMessage_EventBatch{EventBatch: b}}
+	}
+	want := []wire.RunEvent{
+		{ThreadID: "run-a", Seq: 1, TimestampUs: batchTs, EventType: pb.EventType_EVENT_TYPE_GRAPH_START, GraphName: "g"},
+		{ThreadID: "run-a", Seq: 2, TimestampUs: ownTs, EventType: pb.EventType_EVENT_TYPE_NODE_ERROR, ErrorText: "e", NodeID: "n"},
+		{TimestampUs: batchTs, EventType: pb.EventType_EVENT_TYPE_GRAPH_END},
+	}
+	events := []*pb.Event{start, nodeErr, end}
+	headerFirst := mustMarshal(t, wrap(&pb.EventBatch{Header: hdr, Events: events}))
+	// The same fields, header last: two occurrences of the oneof arm merge.
+	headerLast := append(mustMarshal(t, wrap(&pb.EventBatch{Events: events})), mustMarshal(t, wrap(&pb.EventBatch{Header: hdr}))...)
+	// A later header's timestamp replaces an earlier one's.
+	early := proto.Clone(hdr).(*pb.Header)
+	early.TimestampUs = baseTs
+	merged := append(mustMarshal(t, wrap(&pb.EventBatch{Header: early, Events: events})), mustMarshal(t, wrap(&pb.EventBatch{Header: hdr}))...)
+	for name, raw := range map[string][]byte{"header first": headerFirst, "header last": headerLast, "header merged": merged} {
+		got, err := wire.ExtractProto(raw)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !reflect.DeepEqual(got.Events, want) || got.TimestampUs != batchTs {
+			t.Errorf("%s: timestamp %d, events %+v; want %d, %+v", name, got.TimestampUs, got.Events, int64(batchTs), want)
+		}
+		dec := new(pb.DashStreamMessage)
+		if err := proto.Unmarshal(raw, dec); err != nil {
+			t.Fatal(err)
+		}
+		if d := diffIndex(got, refIndex(dec)); d != "" {
+			t.Errorf("%s: Extract and refIndex differ:%s", name, d)
+		}
+	}
+	// A lone Event keeps its own zero timestamp: there is no batch.
+	got, err := wire.ExtractProto(mustMarshal(t, &pb.DashStreamMessage{Message: &pb.DashStreamMessage_Event{Event: start}}))
+	if err != nil || len(got.Events) != 1 || got.Events[0].TimestampUs != 0 {
+		t.Errorf("lone event without timestamp: %+v, %v", got.Events, err)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
@@ -25,6 +26,7 @@ type threadReplay struct {
 	graphEnd  bool
 	traced    bool
 	messages  int
+	nodes     int // graph nodes GRAPH_START announced
 }
 
 // replayer checks records the way a strict consumer would.
@@ -121,8 +123,10 @@ func (rp *replayer) record(rec synth.Record) error {
 		rp.counts["tool_execution"]++
 		return rp.seq(th, key, x.ToolExecution.Header, pb.MessageType_MESSAGE_TYPE_TOOL_EXECUTION)
 	case *pb.DashStreamMessage_Metrics:
+		rp.counts["metrics"]++
 		return rp.seq(th, key, x.Metrics.Header, pb.MessageType_MESSAGE_TYPE_METRICS)
 	case *pb.DashStreamMessage_Error:
+		rp.counts["error"]++
 		return rp.seq(th, key, x.Error.Header, pb.MessageType_MESSAGE_TYPE_ERROR)
 	default:
 		return fmt.Errorf("thread %s: unexpected message %T", key, m.Message)
@@ -170,6 +174,7 @@ func (rp *replayer) event(th *threadReplay, key string, ev *pb.Event) error {
 		}
 		schema := ev.Attributes["graph_schema_json"].GetStringValue()
 		var sch struct {
+			Name       string           `json:"name"`
 			Nodes      []map[string]any `json:"nodes"`
 			Edges      []map[string]any `json:"edges"`
 			EntryPoint string           `json:"entry_point"`
@@ -177,6 +182,15 @@ func (rp *replayer) event(th *threadReplay, key string, ev *pb.Event) error {
 		if err := json.Unmarshal([]byte(schema), &sch); err != nil || len(sch.Nodes) == 0 || sch.EntryPoint == "" {
 			return fmt.Errorf("thread %s: bad graph_schema_json (%v)", key, err)
 		}
+		// The UI finds the entry node from graph_entry_point.
+		entry := ev.Attributes["graph_entry_point"].GetStringValue()
+		if entry != sch.EntryPoint || !slices.ContainsFunc(sch.Nodes, func(n map[string]any) bool { return n["name"] == entry }) {
+			return fmt.Errorf("thread %s: graph_entry_point %q, schema entry_point %q: not a node of the schema", key, entry, sch.EntryPoint)
+		}
+		if name := ev.Attributes["graph_name"].GetStringValue(); name != sch.Name {
+			return fmt.Errorf("thread %s: graph_name %q, schema name %q", key, name, sch.Name)
+		}
+		th.nodes = len(sch.Nodes)
 		if int64(len(sch.Nodes)) != ev.Attributes["graph_node_count"].GetIntValue() ||
 			int64(len(sch.Edges)) != ev.Attributes["graph_edge_count"].GetIntValue() {
 			return fmt.Errorf("thread %s: node/edge counts disagree with the schema", key)
@@ -185,6 +199,9 @@ func (rp *replayer) event(th *threadReplay, key string, ev *pb.Event) error {
 			return fmt.Errorf("thread %s: missing schema_id or graph_name", key)
 		}
 		init := []byte(ev.Attributes["initial_state_json"].GetStringValue())
+		if len(init) < 2 || init[0] != '{' {
+			return fmt.Errorf("thread %s: initial_state_json %.40q is not a JSON object", key, init)
+		}
 		canon, err := wire.CanonicalizeJSON(init)
 		if err != nil || !bytes.Equal(canon, init) {
 			return fmt.Errorf("thread %s: initial_state_json is not canonical JSON (%v)", key, err)

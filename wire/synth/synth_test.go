@@ -92,9 +92,28 @@ func TestSynthReplayMixedOutcomes(t *testing.T) {
 		t.Fatalf("%d threads, want 80", len(counts))
 	}
 	for _, k := range []string{"graph_end", "node_error", "batch", "checkpoint", "trace", "parallel", "conditional",
-		"token_chunk", "tool_execution", "operations", "full_state", "empty_diff"} {
+		"token_chunk", "tool_execution", "metrics", "error", "operations", "full_state", "empty_diff"} {
 		if rp.counts[k] == 0 {
 			t.Errorf("corpus has no %s (counts %v)", k, rp.counts)
+		}
+	}
+}
+
+// TestSynthLargeShape: every run of the large shape announces a graph of
+// at least 20 nodes (the UI's layout and minimap need a big graph to show).
+func TestSynthLargeShape(t *testing.T) {
+	const runs = 3
+	recs, err := synth.Generate(synth.Config{Seed: 11, Runs: runs, Shape: synth.ShapeLarge})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp, counts := replayAll(t, recs, synth.DefaultPartitions)
+	if len(counts) != runs {
+		t.Fatalf("%d threads, want %d", len(counts), runs)
+	}
+	for _, k := range rp.order {
+		if n := rp.threads[k].nodes; n < 20 {
+			t.Errorf("thread %s: GRAPH_START announces %d nodes, want >= 20", k, n)
 		}
 	}
 }
