@@ -106,6 +106,39 @@ func (s Security) UsesSASL() bool {
 	return s.Protocol == ProtocolSASLPlaintext || s.Protocol == ProtocolSASLSSL
 }
 
+// Ignored returns the names of the variables that are set but have no
+// effect under the protocol: SASL settings without sasl_*, TLS settings
+// without ssl / sasl_ssl, and KAFKA_SSL_KEY_PASSWORD without a key. A
+// typo'd or forgotten KAFKA_SECURITY_PROTOCOL otherwise silently connects
+// in plaintext, so the caller logs these at startup. The endpoint
+// algorithm counts only when not "https" (its default, indistinguishable
+// from unset after WithDefaults). Values are never returned.
+func (s Security) Ignored() []string {
+	var out []string
+	add := func(name, v string) {
+		if v != "" {
+			out = append(out, name)
+		}
+	}
+	if !s.UsesSASL() {
+		add("KAFKA_SASL_MECHANISM", s.SASLMechanism)
+		add("KAFKA_SASL_USERNAME", s.SASLUsername)
+		add("KAFKA_SASL_PASSWORD", s.SASLPassword)
+	}
+	if !s.UsesTLS() {
+		add("KAFKA_SSL_CA_LOCATION", s.SSLCALocation)
+		add("KAFKA_SSL_CERTIFICATE_LOCATION", s.SSLCertificateLocation)
+		add("KAFKA_SSL_KEY_LOCATION", s.SSLKeyLocation)
+		add("KAFKA_SSL_KEY_PASSWORD", s.SSLKeyPassword)
+		if s.SSLEndpointAlgorithm != "https" {
+			add("KAFKA_SSL_ENDPOINT_ALGORITHM", s.SSLEndpointAlgorithm)
+		}
+	} else if s.SSLKeyLocation == "" {
+		add("KAFKA_SSL_KEY_PASSWORD", s.SSLKeyPassword)
+	}
+	return out
+}
+
 // Config is every ingest setting. ConfigFromEnv fills it from the
 // reference environment variables; zero values are replaced by defaults in
 // New (see WithDefaults).

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -29,20 +30,64 @@ const (
 	crashBrokers  = "DASHSTREAM_CRASH_BROKERS"
 	crashStore    = "DASHSTREAM_CRASH_STORE"
 	crashUntil    = "DASHSTREAM_CRASH_UNTIL" // "p:next,p:next": exit cleanly once reached
+	crashBlockAt  = "DASHSTREAM_CRASH_BLOCK" // n: the n-th committing Append never returns
 )
 
-// signalStore tells the parent (fd 3) when an Append starts ('A') and when
-// it returned ('C'); it sleeps a little between the signal and the real
-// Append so that a kill sent on 'A' lands inside the Append.
+// signalStore tells the parent (fd 3) when an Append has begun writing its
+// transaction to the file ('A') and when it returned ('C'). Nothing inside
+// the bolt write transaction can be hooked from here, so the store file
+// is watched: bbolt writes the file only when committing, and its mtime
+// changes then. Before each Append it waits until the file's mtime is old
+// enough that the write cannot share its (coarse, ≤ 10 ms) clock tick, so
+// every committing Append is seen. The blockAt-th such Append never
+// returns (the parent kills the child meanwhile; it writes 'B' once the
+// bolt Append returned), so a kill sent on its 'A' certainly lands after
+// the commit began and before ingest learned of it.
 type signalStore struct {
 	store.Store
-	w *os.File
+	w       *os.File
+	path    string
+	blockAt int // 0: never block
+	commits int
 }
 
 func (s *signalStore) Append(ctx context.Context, b store.Batch) error {
-	_, _ = s.w.Write([]byte{'A'})
-	time.Sleep(time.Millisecond)
+	before, _ := os.Stat(s.path)
+	if before != nil {
+		if d := 20*time.Millisecond - time.Since(before.ModTime()); d > 0 {
+			time.Sleep(d)
+		}
+	}
+	done := make(chan struct{})
+	var signalled atomic.Bool
+	var wg sync.WaitGroup
+	signal := func() {
+		if fi, err := os.Stat(s.path); err == nil && before != nil &&
+			(!fi.ModTime().Equal(before.ModTime()) || fi.Size() != before.Size()) &&
+			signalled.CompareAndSwap(false, true) {
+			_, _ = s.w.Write([]byte{'A'})
+		}
+	}
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(50 * time.Microsecond):
+				signal()
+			}
+		}
+	})
 	err := s.Store.Append(ctx, b)
+	close(done)
+	wg.Wait()
+	signal() // a commit faster than the watcher
+	if signalled.Load() {
+		if s.commits++; s.commits == s.blockAt {
+			_, _ = s.w.Write([]byte{'B'})
+			time.Sleep(time.Hour) // killed here
+		}
+	}
 	_, _ = s.w.Write([]byte{'C'})
 	return err
 }
@@ -56,7 +101,8 @@ func TestIngestCrashChild(t *testing.T) {
 	}
 	real := openBolt(t, filepath.Dir(os.Getenv(crashStore)), filepath.Base(os.Getenv(crashStore)))
 	defer real.Close()
-	st := &signalStore{Store: real, w: os.NewFile(3, "signal")}
+	blockAt, _ := strconv.Atoi(os.Getenv(crashBlockAt))
+	st := &signalStore{Store: real, w: os.NewFile(3, "signal"), path: os.Getenv(crashStore), blockAt: blockAt}
 	cfg := itConfig(strings.Split(os.Getenv(crashBrokers), ","))
 	cfg.MaxPayloadBytes = 1 << 20
 	cfg.BatchMaxRecords = 200
@@ -188,10 +234,10 @@ func TestIngestCrashExactlyOnce(t *testing.T) {
 		}
 	}
 
-	kills, inFlight := 0, 0
+	kills, inFlight, midCommit := 0, 0, 0
 	for round := range rounds {
 		onAppend := round%3 != 2
-		killedInFlight, err := crashRound(t, addrs, storePath, onAppend)
+		killedInFlight, killedMidCommit, err := crashRound(t, addrs, storePath, onAppend)
 		if err != nil {
 			stopProducing()
 			t.Fatalf("round %d: %v", round, err)
@@ -199,6 +245,9 @@ func TestIngestCrashExactlyOnce(t *testing.T) {
 		kills++
 		if killedInFlight {
 			inFlight++
+		}
+		if killedMidCommit {
+			midCommit++
 		}
 		checkStoreInvariants(t, storePath, pr, false)
 	}
@@ -211,7 +260,7 @@ func TestIngestCrashExactlyOnce(t *testing.T) {
 		until = append(until, fmt.Sprintf("%d:%d", p, n))
 	}
 	pr.mu.Unlock()
-	cmd := crashChild(addrs, storePath, strings.Join(until, ","))
+	cmd := crashChild(addrs, storePath, strings.Join(until, ","), 0)
 	r, w, _ := os.Pipe()
 	cmd.ExtraFiles = []*os.File{w}
 	var out bytes.Buffer
@@ -234,8 +283,11 @@ func TestIngestCrashExactlyOnce(t *testing.T) {
 	}
 	r.Close()
 	checkStoreInvariants(t, storePath, pr, true)
-	t.Logf("crash test: %d rounds, %d SIGKILLs, %d of them while a store append was in flight; store holds every produced offset exactly once",
-		rounds, kills, inFlight)
+	// Stderr, so that the counts show without -v in directory mode
+	// (`cd ingest && go test -run …`); in package-list mode go test shows
+	// a passing package's output only with -v.
+	fmt.Fprintf(os.Stderr, "crash test: %d rounds, %d SIGKILLs, %d of them while a store append was in flight (its commit begun, not returned to ingest; %d before bolt's Append returned); store holds every produced offset exactly once\n",
+		rounds, kills, inFlight, midCommit)
 	if inFlight*2 < kills {
 		t.Fatalf("only %d of %d kills landed while an append was in flight (want at least half)", inFlight, kills)
 	}
@@ -245,22 +297,29 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-func crashChild(addrs []string, storePath, until string) *exec.Cmd {
+func crashChild(addrs []string, storePath, until string, blockAt int) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestIngestCrashChild$", "-test.count=1")
 	cmd.Env = append(os.Environ(), crashChildEnv+"=1", crashBrokers+"="+strings.Join(addrs, ","),
-		crashStore+"="+storePath, crashUntil+"="+until)
+		crashStore+"="+storePath, crashUntil+"="+until, crashBlockAt+"="+strconv.Itoa(blockAt))
 	return cmd
 }
 
-// crashRound runs one child and SIGKILLs it: on an append signal (after
-// the first to third 'A', 0–3 ms later) or at a random moment. It reports
-// whether the kill landed while an append was in flight (the last signal
-// the child wrote was 'A').
-func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (bool, error) {
-	cmd := crashChild(addrs, storePath, "")
+// crashRound runs one child and SIGKILLs it: inside the first to third
+// committing append (the child blocks in it; the kill follows its 'A'
+// within 0–1 ms, so it may also land mid-fsync) or at a random moment. It
+// reports whether the kill landed while an append was in flight (the last
+// signal the child wrote was 'A' or 'B': its commit had begun and it had
+// not returned to ingest), and whether bolt's Append itself had not
+// returned yet ('A').
+func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (inFlight, midCommit bool, err error) {
+	want := 0
+	if onAppend {
+		want = 1 + rand.IntN(3)
+	}
+	cmd := crashChild(addrs, storePath, "", want)
 	r, w, err := os.Pipe()
 	if err != nil {
-		return false, err
+		return false, false, err
 	}
 	defer r.Close()
 	cmd.ExtraFiles = []*os.File{w}
@@ -268,7 +327,7 @@ func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return false, err
+		return false, false, err
 	}
 	w.Close()
 	sig := make(chan byte, 1<<16)
@@ -285,7 +344,6 @@ func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (
 	}()
 	var last byte
 	if onAppend {
-		want := 1 + rand.IntN(3)
 		timeout := time.After(20 * time.Second)
 	wait:
 		for seen := 0; seen < want; {
@@ -293,7 +351,7 @@ func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (
 			case b, ok := <-sig:
 				if !ok {
 					_ = cmd.Wait()
-					return false, fmt.Errorf("child exited early:\n%s", out.String())
+					return false, false, fmt.Errorf("child exited early:\n%s", out.String())
 				}
 				last = b
 				if b == 'A' {
@@ -303,7 +361,7 @@ func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (
 				break wait
 			}
 		}
-		time.Sleep(time.Duration(rand.IntN(3000)) * time.Microsecond)
+		time.Sleep(time.Duration(rand.IntN(1000)) * time.Microsecond)
 	} else {
 		time.Sleep(time.Duration(100+rand.IntN(500)) * time.Millisecond)
 	}
@@ -312,7 +370,7 @@ func crashRound(t *testing.T, addrs []string, storePath string, onAppend bool) (
 	for b := range sig { // everything the child wrote before it died
 		last = b
 	}
-	return last == 'A', nil
+	return last == 'A' || last == 'B', last == 'A', nil
 }
 
 // checkStoreInvariants opens the store the child left and checks, for

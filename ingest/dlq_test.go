@@ -20,11 +20,12 @@ import (
 	"github.com/dashstream/dashstream/store/memory"
 )
 
-// readDLQ consumes n records of the DLQ topic.
-func readDLQ(t *testing.T, addrs []string, n int) []*kgo.Record {
+// readDLQ consumes n records of the DLQ topic; opts are added to the
+// client's (e.g. ingest.ClientOpts for a secured cluster).
+func readDLQ(t *testing.T, addrs []string, n int, opts ...kgo.Opt) []*kgo.Record {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(itTopic+"-dlq"),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(itTopic + "-dlq"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -42,6 +43,15 @@ var referenceMetrics = []string{
 	"dashstream_store_resets_total",
 }
 
+// referenceLagMetrics are the per-partition reference gauges: they have
+// series only once a partition is known (the startup check or the
+// monitor's first pass), so they are checked after it.
+var referenceLagMetrics = []string{
+	"websocket_kafka_consumer_lag",
+	"websocket_kafka_lag_offset_age_seconds",
+	"websocket_kafka_catchup_phase",
+}
+
 func TestIngestMetricsRegisteredAtStartup(t *testing.T) {
 	st := memory.New(memory.Config{})
 	c := itCluster(t, 3)
@@ -62,6 +72,22 @@ func TestIngestMetricsRegisteredAtStartup(t *testing.T) {
 	}
 	if v := metricValue(t, r.reg, "websocket_last_kafka_message_age_seconds", nil); v != -1 {
 		t.Errorf("last message age before any record = %v, want -1", v)
+	}
+	waitFor(t, 10*time.Second, "per-partition gauges after the first monitor pass", func() bool {
+		names := metricNames(t, r.reg)
+		for _, n := range referenceLagMetrics {
+			if !slices.Contains(names, n) {
+				return false
+			}
+		}
+		return true
+	})
+	for p := range 3 {
+		for _, n := range referenceLagMetrics {
+			if v := metricValue(t, r.reg, n, map[string]string{"partition": fmt.Sprint(p)}); v < 0 {
+				t.Errorf("%s{partition=%d} = %v, want a series", n, p, v)
+			}
+		}
 	}
 	// A second registration on the same registry fails instead of
 	// silently sharing state.

@@ -64,9 +64,12 @@ type SourceNotifier interface {
 // partition at that record: nothing from it on is appended, the other
 // partitions go on, and Status names the partition and offset. Old data
 // (below the session head) never pauses. The operator's way out of a pause
-// is to restart with KAFKA_ON_DECODE_ERROR=skip (the record is then
-// DLQ'd and skipped), or to fix the producer and let the record be
-// skipped that way; a restart with pause stops at the same record again.
+// is a restart with either policy (fix the producer first): the record is
+// then below the new session head, so it is old data (with
+// KAFKA_OLD_DATA_USE_TIMESTAMP: once older than the grace period), counted
+// as an old-data error and recorded as an `invalid` skipped offset. It
+// does not pause again and is not DLQ'd again: it was DLQ'd once, when the
+// pause happened (missing records never are). See TestIngestPausePolicy.
 //
 // When the store refuses an append (store.ErrFull or any other error),
 // ingest pauses fetching on every partition and retries the same batch
@@ -496,7 +499,7 @@ func (i *Ingester) loop(ctx context.Context) error {
 		if len(i.decodePaused) > 0 && time.Since(lastPausedLog) > pausedLogInterval {
 			lastPausedLog = time.Now()
 			for p, o := range i.decodePaused {
-				i.log.Error("partition paused by KAFKA_ON_DECODE_ERROR=pause; restart with KAFKA_ON_DECODE_ERROR=skip to skip the record",
+				i.log.Error("partition paused by KAFKA_ON_DECODE_ERROR=pause; restart to skip the record (it is old data after a restart)",
 					"partition", p, "offset", o)
 			}
 		}
@@ -697,7 +700,7 @@ func (i *Ingester) pauseDecode(p int32, off int64) {
 	i.stat.decodeOrder = append(i.stat.decodeOrder, p)
 	i.mu.Unlock()
 	i.log.Error("partition paused at an invalid record (KAFKA_ON_DECODE_ERROR=pause); other partitions continue. "+
-		"To skip the record, restart with KAFKA_ON_DECODE_ERROR=skip (it is then DLQ'd and recorded as invalid)",
+		"To skip the record, restart (with either policy): it is then old data, recorded as invalid and not DLQ'd again",
 		"partition", p, "offset", off)
 }
 

@@ -9,11 +9,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dashstream/dashstream/ingest"
+	"github.com/dashstream/dashstream/store/memory"
 )
 
 // testPKI is a CA with a server and a client certificate, written to dir.
@@ -231,5 +234,114 @@ func TestSecurityFileErrorsNameTheVariable(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: err = %v, want one naming %s", tc.sec, err, tc.want)
 		}
+	}
+}
+
+func TestSecuritySASLScramSHA256(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "sec-topic"),
+		kfake.EnableSASL(), kfake.Superuser("SCRAM-SHA-256", "bob", "builder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := ingest.Config{Brokers: c.ListenAddrs(), Security: ingest.Security{
+		Protocol: ingest.ProtocolSASLPlaintext, SASLMechanism: ingest.MechanismScramSHA256, SASLUsername: "bob", SASLPassword: "builder",
+	}}
+	if err := pingWith(t, cfg); err != nil {
+		t.Fatalf("SCRAM-SHA-256: %v", err)
+	}
+	cfg.Security.SASLPassword = "wrong"
+	if err := pingWith(t, cfg); err == nil {
+		t.Fatal("SCRAM-SHA-256 with a wrong password succeeded")
+	}
+}
+
+// TestSecurityIngestEndToEnd runs real ingest against a broker requiring
+// SASL over mutual TLS: the good record is stored (consumer and admin
+// client authenticated) and the garbage record reaches the DLQ topic (the
+// DLQ producer authenticated too).
+func TestSecurityIngestEndToEnd(t *testing.T) {
+	for _, mech := range []string{ingest.MechanismPlain, ingest.MechanismScramSHA256, ingest.MechanismScramSHA512} {
+		t.Run(mech, func(t *testing.T) {
+			pki := newTestPKI(t, "127.0.0.1")
+			c := itCluster(t, 1, kfake.TLS(pki.serverTLS()), kfake.EnableSASL(), kfake.Superuser(mech, "carol", "pw-"+mech))
+			cfg := itConfig(c.ListenAddrs())
+			cfg.Security = ingest.Security{Protocol: ingest.ProtocolSASLSSL, SSLCALocation: pki.caFile,
+				SSLCertificateLocation: pki.clientCert, SSLKeyLocation: pki.clientKey,
+				SASLMechanism: mech, SASLUsername: "carol", SASLPassword: "pw-" + mech}
+			opts, err := ingest.ClientOpts(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pingWith(t, ingest.Config{Brokers: c.ListenAddrs()}); err == nil {
+				t.Fatal("plaintext succeeded against the secured broker")
+			}
+			prod, err := kgo.NewClient(append(opts, kgo.DefaultProduceTopic(itTopic),
+				kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer prod.Close()
+
+			st := memory.New(memory.Config{})
+			r := startIngest(t, cfg, st)
+			waitFor(t, 15*time.Second, "ingest running", func() bool { return r.ing.Status().Running })
+			// Produced after startup: new data, so the bad record is DLQ'd.
+			itProduce(t, prod, &kgo.Record{Partition: 0, Value: eventPayload("sec-thread", 1)},
+				&kgo.Record{Partition: 0, Value: []byte{0x00, 0x0f, 0x01, 0x02}})
+			waitNext(t, st, map[int32]int64{0: 2})
+			if got := offsetsOf(readPartition(t, st, 0)); len(got) != 1 || got[0] != 0 {
+				t.Fatalf("stored offsets %v, want [0]", got)
+			}
+			dl := readDLQ(t, c.ListenAddrs(), 1, opts...)
+			var rec ingest.DLQRecord
+			if err := json.Unmarshal(dl[0].Value, &rec); err != nil {
+				t.Fatalf("DLQ value: %v", err)
+			}
+			if rec.KafkaPartition != 0 || rec.KafkaOffset != 1 || rec.ErrorType != ingest.ClassInvalidProtobuf {
+				t.Fatalf("DLQ record %+v, want partition 0 offset 1 %s", rec, ingest.ClassInvalidProtobuf)
+			}
+			if v := metricValue(t, r.reg, "websocket_dlq_sends_total", map[string]string{"error_type": ingest.ClassInvalidProtobuf}); v != 1 {
+				t.Errorf("dlq sends{%s} = %v, want 1", ingest.ClassInvalidProtobuf, v)
+			}
+			r.stop(t)
+		})
+	}
+}
+
+func TestSecurityIgnored(t *testing.T) {
+	all := ingest.Security{SASLMechanism: "PLAIN", SASLUsername: "u", SASLPassword: "p",
+		SSLCALocation: "ca", SSLCertificateLocation: "c", SSLKeyLocation: "k", SSLKeyPassword: "kp", SSLEndpointAlgorithm: "none"}
+	sasl := []string{"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD"}
+	ssl := []string{"KAFKA_SSL_CA_LOCATION", "KAFKA_SSL_CERTIFICATE_LOCATION", "KAFKA_SSL_KEY_LOCATION",
+		"KAFKA_SSL_KEY_PASSWORD", "KAFKA_SSL_ENDPOINT_ALGORITHM"}
+	for _, tc := range []struct {
+		proto string
+		want  []string
+	}{
+		{ingest.ProtocolPlaintext, append(slices.Clone(sasl), ssl...)},
+		{ingest.ProtocolSSL, sasl},
+		{ingest.ProtocolSASLPlaintext, ssl},
+		{ingest.ProtocolSASLSSL, nil},
+	} {
+		s := all
+		s.Protocol = tc.proto
+		if got := s.Ignored(); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: Ignored() = %v, want %v", tc.proto, got, tc.want)
+		}
+	}
+	// Defaults are not "set": a plaintext config from an empty environment
+	// ignores nothing.
+	c, err := ingest.ConfigFromEnv(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Security.Ignored(); len(got) != 0 {
+		t.Errorf("defaults: Ignored() = %v", got)
+	}
+	// A key password without a key is ignored under TLS too.
+	s := ingest.Security{Protocol: ingest.ProtocolSSL, SSLCALocation: "ca", SSLKeyPassword: "kp", SSLEndpointAlgorithm: "https"}
+	if got := s.Ignored(); !slices.Equal(got, []string{"KAFKA_SSL_KEY_PASSWORD"}) {
+		t.Errorf("ssl without a key: Ignored() = %v", got)
 	}
 }
