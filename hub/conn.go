@@ -27,23 +27,23 @@ import (
 // A limit slot is released on every path.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !Authorized(r, h.cfg.AuthToken, h.cfg.AdminToken) {
-		h.countReject("auth")
+		h.countReject(RejectAuth)
 		http.Error(w, "missing or wrong token (DASHSTREAM_AUTH_TOKEN)", http.StatusUnauthorized)
 		return
 	}
 	if !h.limiter.originAllowed(r) {
-		h.countReject("origin")
+		h.countReject(RejectOrigin)
 		http.Error(w, "origin not allowed", http.StatusForbidden)
 		return
 	}
 	ip := h.limiter.clientIP(r)
 	switch h.limiter.acquire(ip) {
-	case "global":
-		h.countReject("global")
+	case RejectGlobal:
+		h.countReject(RejectGlobal)
 		http.Error(w, "server at its connection limit", http.StatusServiceUnavailable)
 		return
-	case "per_ip":
-		h.countReject("per_ip")
+	case RejectPerIP:
+		h.countReject(RejectPerIP)
 		if h.metrics != nil {
 			h.metrics.RejectedConnections.Inc()
 		}
@@ -128,6 +128,15 @@ type coalescer struct {
 	corked bool
 	buf    *[]byte
 	failed error
+	limit  time.Time // no write may block past it (a resume's budget); zero = none
+}
+
+// setLimit bounds every later write by t as well as by the send timeout
+// (zero: by the send timeout only).
+func (w *coalescer) setLimit(t time.Time) {
+	w.mu.Lock()
+	w.limit = t
+	w.mu.Unlock()
 }
 
 // Write implements io.Writer for the WebSocket library.
@@ -193,7 +202,11 @@ func (w *coalescer) flushLocked(extra []byte) error {
 	if len(held) == 0 && len(extra) == 0 {
 		return nil
 	}
-	_ = w.Conn.SetWriteDeadline(time.Now().Add(w.timeout))
+	deadline := time.Now().Add(w.timeout)
+	if !w.limit.IsZero() && w.limit.Before(deadline) {
+		deadline = w.limit
+	}
+	_ = w.Conn.SetWriteDeadline(deadline)
 	var err error
 	switch {
 	case len(held) == 0:
@@ -267,8 +280,14 @@ type conn struct {
 	scratch     []*Entry
 	pending     []*Entry // D6 batch being built
 	pendingSize int
-	pendingAt   time.Time // when the first record joined the pending batch
-	stash       []control // controls that arrived during a replay
+	pendingAt   time.Time      // when the first record joined the pending batch
+	stash       []control      // controls that arrived during a replay (stashControl: at most 2)
+	staleSent   map[int32]bool // partitions whose cursor_stale this resume already sent
+	// replayDeadline ends the running resume (REPLAY_TIMEOUT_SECS); zero
+	// outside one. replayWhole: it bounds the whole resume (REPLAY_MAX_TOTAL
+	// set), else the time without progress (D4).
+	replayDeadline time.Time
+	replayWhole    bool
 }
 
 // Writer states (conn.wstate).
@@ -370,8 +389,12 @@ func (c *conn) writer() {
 			c.ws.Close(ce.code, ce.reason) // handshake, bounded by the library (5 s)
 		})
 	case err != nil && c.ctx.Err() == nil:
+		// After a failed socket write the coalescer has already dropped
+		// the TCP connection (a frame may have been cut), so the client
+		// sees an abnormal closure; after any other error (a store read)
+		// this close frame reaches it.
 		c.h.log.Debug("connection ended", "ip", c.ip, "err", err)
-		c.closeWith(websocket.StatusInternalError, "write failed")
+		c.closeWith(websocket.StatusInternalError, "server error; reconnect and resume with your cursor")
 	}
 	c.setStoreReader(false)
 	c.cancel()
@@ -569,6 +592,11 @@ func (c *conn) handle(ctl control) error {
 		return closeError{CloseControlTooLarge, "control frame too large"}
 	case "limit":
 		code, msg, _ := strings.Cut(ctl.Token, "\x00")
+		reason := RejectTooManyParts
+		if code == ErrCodeTooManyThreads {
+			reason = RejectTooManyThreads
+		}
+		c.h.countReject(reason)
 		_ = c.sendText(mustJSON(errorFrame{Type: "error", Code: code, Message: msg}))
 		return closeError{CloseResumeLimits, "resume limits exceeded"}
 	}
@@ -765,42 +793,33 @@ func (c *conn) accountLag(n int64) error {
 }
 
 // reportHole tells the client about records in [after+1, first) of p that
-// it will never get: evicted by retention (cursor_stale, then gap) or
-// skipped as invalid. Holes nobody recorded produce nothing, and neither
-// does a partition the client never saw (after = −1).
+// it will never get: evicted by retention (cursor_stale, unless the
+// resume's pre-pass sent it already, then gap) or skipped as invalid.
+// Holes nobody recorded produce nothing, and neither does a partition the
+// client never saw (after = −1; quirk Q5).
 func (c *conn) reportHole(p int32, after, first int64) error {
 	if after < 0 {
 		return nil
 	}
 	from := after + 1
-	oldest, _, ok := c.h.st.Bounds(p)
-	if !ok {
-		oldest = c.h.tail.NextOf(p)
+	oldest, count, err := c.evicted(p, after, first)
+	if err != nil {
+		return err
+	}
+	if count > 0 {
+		if !c.staleSent[p] {
+			if err := c.sendStaleFrame(p, after, oldest); err != nil {
+				return err
+			}
+		}
+		delete(c.staleSent, p)
+		if err := c.sendGap(p, count, store.SkipEvicted, from, min(oldest, first)-1); err != nil {
+			return err
+		}
 	}
 	skipped, err := c.h.st.Skipped(p, from, first)
 	if err != nil {
 		return fmt.Errorf("reading skipped ranges of partition %d: %w", p, err)
-	}
-	// Retention evicted everything below oldest; invalid ranges inside
-	// that span are still reported as invalid.
-	if evEnd := min(oldest, first); from < evEnd {
-		count := evEnd - from
-		for _, s := range skipped {
-			if s.Reason == store.SkipInvalid {
-				count -= overlap(s.From, s.To, from, evEnd)
-			}
-		}
-		if count > 0 {
-			pp := p
-			if err := c.sendText(mustJSON(staleFrame{Type: "cursor_stale", Partition: &pp,
-				Requested: strconv.FormatInt(after, 10), Oldest: strconv.FormatInt(oldest, 10), Reason: "evicted",
-				Message: "requested offset is older than the oldest retained record; some records are gone"})); err != nil {
-				return err
-			}
-			if err := c.sendGap(p, count, store.SkipEvicted, from, evEnd-1); err != nil {
-				return err
-			}
-		}
 	}
 	for _, s := range skipped {
 		lo, hi := max(s.From, from), min(s.To, first)
@@ -815,6 +834,38 @@ func (c *conn) reportHole(p int32, after, first int64) error {
 		}
 	}
 	return nil
+}
+
+// evicted returns p's oldest retained offset and how many records in
+// [after+1, min(oldest, first)) retention evicted; invalid ranges inside
+// that span do not count (they are reported as invalid).
+func (c *conn) evicted(p int32, after, first int64) (oldest, count int64, err error) {
+	from := after + 1
+	oldest, _, ok := c.h.st.Bounds(p)
+	if !ok {
+		oldest = c.h.tail.NextOf(p)
+	}
+	evEnd := min(oldest, first)
+	if from >= evEnd {
+		return oldest, 0, nil
+	}
+	skipped, err := c.h.st.Skipped(p, from, evEnd)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading skipped ranges of partition %d: %w", p, err)
+	}
+	count = evEnd - from
+	for _, s := range skipped {
+		if s.Reason == store.SkipInvalid {
+			count -= overlap(s.From, s.To, from, evEnd)
+		}
+	}
+	return oldest, count, nil
+}
+
+func (c *conn) sendStaleFrame(p int32, after, oldest int64) error {
+	return c.sendText(mustJSON(staleFrame{Type: "cursor_stale", Partition: &p,
+		Requested: strconv.FormatInt(after, 10), Oldest: strconv.FormatInt(oldest, 10), Reason: "evicted",
+		Message: "requested offset is older than the oldest retained record; some records are gone"}))
 }
 
 func overlap(a0, a1, b0, b1 int64) int64 {
@@ -842,6 +893,9 @@ func (c *conn) sendGap(p int32, count int64, reason string, from, to int64) erro
 // sendEntry sends one record: a cursor frame and its binary frame back to
 // back, or, in batched mode (D6), into the pending batch.
 func (c *conn) sendEntry(e *Entry) error {
+	if err := c.replayExpired(); err != nil {
+		return err
+	}
 	if c.batch {
 		if len(c.pending) == 0 {
 			c.pendingAt = time.Now()
@@ -853,14 +907,21 @@ func (c *conn) sendEntry(e *Entry) error {
 			limit = min(limit, c.storePageBytes())
 		}
 		if c.pendingSize >= limit {
-			return c.flush()
+			if err := c.flush(); err != nil {
+				return err
+			}
 		}
+		c.replayProgressed()
 		return nil
 	}
 	if err := c.write(websocket.MessageText, e.Cursor); err != nil {
 		return err
 	}
-	return c.write(websocket.MessageBinary, e.Payload)
+	if err := c.write(websocket.MessageBinary, e.Payload); err != nil {
+		return err
+	}
+	c.replayProgressed()
+	return nil
 }
 
 // sendText sends a control frame, after any pending batch.

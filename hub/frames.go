@@ -13,7 +13,7 @@ const (
 	CloseEpochChanged     = 4001 // history changed: re-read /version, drop cursors
 	CloseControlTooLarge  = 4002 // inbound control frame over 1 MiB
 	CloseResumeLimits     = 4003 // resume over the partition or thread limit
-	CloseReplayTimeout    = 4004 // replay made no progress within REPLAY_TIMEOUT_SECS
+	CloseReplayTimeout    = 4004 // a resume did not finish within REPLAY_TIMEOUT_SECS
 )
 
 // Error codes of the `error` frame.
@@ -71,7 +71,7 @@ type replayCompleteFrame struct {
 	Type                   string    `json:"type"`
 	Mode                   string    `json:"mode"`
 	TotalReplayed          int64     `json:"totalReplayed"`
-	LastOffsetsByPartition offsetMap `json:"lastOffsetsByPartition,omitempty"`
+	LastOffsetsByPartition offsetMap `json:"lastOffsetsByPartition,omitzero"` // {} in partition modes, absent in thread mode
 	Capped                 *bool     `json:"capped,omitempty"`
 	Epoch                  string    `json:"epoch"`
 }

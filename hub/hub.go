@@ -18,7 +18,7 @@ type Config struct {
 	TailRecords         int           // WEBSOCKET_BUFFER_SIZE
 	TailBytes           int64         // 64 MiB
 	SendTimeout         time.Duration // WEBSOCKET_SEND_TIMEOUT_SECS
-	ReplayTimeout       time.Duration // REPLAY_TIMEOUT_SECS: a resume making no progress for this long ends
+	ReplayTimeout       time.Duration // REPLAY_TIMEOUT_SECS: bounds a whole resume (then error REPLAY_TIMEOUT, close 4004)
 	ReplayMaxTotal      int           // REPLAY_MAX_TOTAL: 0 = no cap (D4)
 	SlowThreshold       int64         // SLOW_CLIENT_DISCONNECT_THRESHOLD: 0 = never
 	SlowWindow          time.Duration // SLOW_CLIENT_LAG_WINDOW_SECS: 0 = lifetime

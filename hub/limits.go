@@ -100,15 +100,15 @@ func (l *limiter) originAllowed(r *http.Request) bool {
 }
 
 // acquire takes a slot for ip. reason is "" on success, else "per_ip" or
-// "global". The caller must release a taken slot on every path.
+// "global" (RejectPerIP, RejectGlobal). The caller must release a taken slot on every path.
 func (l *limiter) acquire(ip string) (reason string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.total >= l.global {
-		return "global"
+		return RejectGlobal
 	}
 	if l.byIP[ip] >= l.perIP {
-		return "per_ip"
+		return RejectPerIP
 	}
 	l.byIP[ip]++
 	l.total++

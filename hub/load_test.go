@@ -92,6 +92,34 @@ func TestSlowReaderDoesNotSlowOthers(t *testing.T) {
 			c.send(map[string]any{"type": "ping"})
 			c.until(wait, isType("pong"))
 		}
+		// The slow client reads one message a second while the others
+		// are timed.
+		stopSlow := make(chan struct{})
+		slowGot := make(chan []rec, 1)
+		if withSlow {
+			slow.roundTrip()
+			go func() {
+				var got []rec
+				defer func() { slowGot <- got }()
+				for {
+					evs, err := slow.next(30 * time.Second)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					for _, e := range evs {
+						if e.Rec != nil {
+							got = append(got, *e.Rec)
+						}
+					}
+					select {
+					case <-stopSlow:
+						return
+					case <-time.After(time.Second):
+					}
+				}
+			}()
+		}
 		start := time.Now()
 		var wg sync.WaitGroup
 		for _, c := range fast {
@@ -119,14 +147,11 @@ func TestSlowReaderDoesNotSlowOthers(t *testing.T) {
 		}
 		wg.Wait()
 		elapsed := time.Since(start)
+		close(stopSlow)
 		if withSlow {
-			// It reads one message a second for a while, then catches up
-			// with everything, exactly once.
-			var got []rec
-			for i := 0; i < 3; i++ {
-				got = append(got, records(t, slow.until(wait, isType("record")))...)
-				time.Sleep(time.Second)
-			}
+			// Then it catches up with everything, exactly once.
+			got := <-slowGot
+			t.Logf("the slow client read %d records while the others were timed", len(got))
 			for len(got) < 3000 {
 				got = append(got, records(t, slow.until(30*time.Second, isType("record")))...)
 			}
@@ -149,7 +174,9 @@ func TestReconnectStorm(t *testing.T) {
 	if raceEnabled {
 		storm = 100
 	}
-	ts := newTestServer(t, Config{MaxConnsPerIP: 1000, TailRecords: 500, SendTimeout: time.Minute}, nil)
+	// 500 replays share two cores: a whole resume may take longer than
+	// the default REPLAY_TIMEOUT_SECS on a loaded machine.
+	ts := newTestServer(t, Config{MaxConnsPerIP: 1000, TailRecords: 500, SendTimeout: time.Minute, ReplayTimeout: 2 * time.Minute}, nil)
 	ts.appendRecords(0, storm, "")
 	ts.appendRecords(1, storm, "")
 	base := heapAfterGC()

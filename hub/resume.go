@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -9,8 +10,78 @@ import (
 	"github.com/dashstream/dashstream/store"
 )
 
-// resume runs one `resume` request to its replay_complete.
+// errReplayTimeout ends a resume that ran out of its REPLAY_TIMEOUT_SECS
+// budget; it is checked before each record, never between a cursor frame
+// and its binary frame.
+var errReplayTimeout = errors.New("replay timeout")
+
+// resume runs one `resume` request to its replay_complete, bounded by
+// REPLAY_TIMEOUT_SECS as DECISIONS D4 says. With REPLAY_MAX_TOTAL set, a
+// resume is bounded in size and the timeout wraps the whole of it, as in
+// the reference (§3.6.1, §10.2 #19). Without a cap a resume pages through
+// whatever backlog the store retains, so the timeout bounds the time
+// without progress instead: every record sent moves the deadline on, and
+// a large replay to a client that keeps reading never times out. Once the
+// deadline passes no further record is sent (never half a cursor/binary
+// pair): the client gets `error REPLAY_TIMEOUT` and close 4004, and
+// resumes with its cursor. A blocked socket write is bounded by the send
+// timeout and, during a resume, by the deadline plus one send timeout.
 func (c *conn) resume(r *resumeRequest) error {
+	c.replayWhole = c.h.cfg.ReplayMaxTotal > 0
+	c.setReplayDeadline(time.Now())
+	err := c.runResume(r)
+	c.replayDeadline = time.Time{}
+	clear(c.staleSent)
+	if errors.Is(err, errReplayTimeout) {
+		c.h.log.Info("replay timeout", "ip", c.ip, "timeout", c.h.cfg.ReplayTimeout)
+		_ = c.sendText(mustJSON(errorFrame{Type: "error", Code: ErrCodeReplayTimeout,
+			Message: c.replayTimeoutMessage()}))
+		return closeError{CloseReplayTimeout, "replay timeout"}
+	}
+	if err == nil {
+		// Failed connections keep the limit: their error frame and
+		// close still go out within it.
+		c.co.setLimit(time.Time{})
+	}
+	return err
+}
+
+// setReplayDeadline starts the resume's deadline at now.
+func (c *conn) setReplayDeadline(now time.Time) {
+	c.replayDeadline = now.Add(c.h.cfg.ReplayTimeout)
+	c.co.setLimit(c.replayDeadline.Add(c.h.cfg.SendTimeout))
+}
+
+// replayProgressed moves an uncapped resume's deadline on after a record
+// went out; it takes the coalescer's lock only once half the timeout has
+// passed, not per record. A deadline already passed stays passed: the
+// write that just returned blocked past it, which is no progress.
+func (c *conn) replayProgressed() {
+	if c.replayWhole || c.replayDeadline.IsZero() {
+		return
+	}
+	now := time.Now()
+	if left := c.replayDeadline.Sub(now); left > 0 && left < c.h.cfg.ReplayTimeout/2 {
+		c.setReplayDeadline(now)
+	}
+}
+
+// replayExpired reports errReplayTimeout once a resume's deadline passed.
+func (c *conn) replayExpired() error {
+	if !c.replayDeadline.IsZero() && time.Now().After(c.replayDeadline) {
+		return errReplayTimeout
+	}
+	return nil
+}
+
+func (c *conn) replayTimeoutMessage() string {
+	if c.replayWhole {
+		return fmt.Sprintf("resume did not finish within %s; reconnect and resume with your cursor", c.h.cfg.ReplayTimeout)
+	}
+	return fmt.Sprintf("resume made no progress for %s; reconnect and resume with your cursor", c.h.cfg.ReplayTimeout)
+}
+
+func (c *conn) runResume(r *resumeRequest) error {
 	m := c.h.metrics
 	mode := r.Mode
 	if m != nil {
@@ -61,13 +132,20 @@ func (c *conn) resume(r *resumeRequest) error {
 			target[p] = 0
 		}
 	}
+	// Every cursor_stale comes before any replay frame (§10.1 #11); each
+	// partition's gap comes just before its records.
+	if err := c.sendStale(target); err != nil {
+		return err
+	}
 	c.replaying = true
 	defer func() { c.replaying = false }()
 	replayed := map[int32]int64{}
 	var total int64
 	capped := false
-	lastProgress := time.Now()
 	for {
+		if err := c.replayExpired(); err != nil {
+			return err
+		}
 		budget := 0
 		if mx := c.h.cfg.ReplayMaxTotal; mx > 0 {
 			budget = mx - int(total)
@@ -90,14 +168,8 @@ func (c *conn) resume(r *resumeRequest) error {
 		if !c.behind(target) {
 			break
 		}
-		if sent > 0 {
-			lastProgress = time.Now()
-		} else if time.Since(lastProgress) > c.h.cfg.ReplayTimeout {
-			_ = c.sendText(mustJSON(errorFrame{Type: "error", Code: ErrCodeReplayTimeout,
-				Message: fmt.Sprintf("replay made no progress for %s", c.h.cfg.ReplayTimeout)}))
-			return closeError{CloseReplayTimeout, "replay timeout"}
-		} else {
-			time.Sleep(10 * time.Millisecond)
+		if sent == 0 {
+			time.Sleep(10 * time.Millisecond) // not expected: deliver moves every cursor it reads
 		}
 		if err := c.pollControls(); err != nil {
 			return err
@@ -156,12 +228,53 @@ func (c *conn) pollControls() error {
 			case "oversized", "limit":
 				return c.handle(ctl)
 			default:
-				c.stash = append(c.stash, ctl)
+				c.stashControl(ctl)
 			}
 		default:
 			return nil
 		}
 	}
+}
+
+// stashControl keeps a control frame that arrived during a replay for
+// after it. Only the latest resume matters (each one restarts delivery
+// from its cursors) and one pending cursor_reset is as good as many (the
+// latest is kept, for its token), so the stash never holds more than two
+// frames, however many a client sends.
+func (c *conn) stashControl(ctl control) {
+	for i, old := range c.stash {
+		if old.Type == ctl.Type {
+			c.stash = append(c.stash[:i], c.stash[i+1:]...)
+			break
+		}
+	}
+	c.stash = append(c.stash, ctl)
+}
+
+// sendStale sends, before a partition-mode replay, one cursor_stale for
+// each partition whose cursor is older than its oldest retained record,
+// in partition order; reportHole then sends only the gap.
+func (c *conn) sendStale(target map[int32]int64) error {
+	for _, p := range c.partitions(target) {
+		after, ok := c.cursors[p]
+		if !ok || after < 0 || after+1 >= target[p] {
+			continue
+		}
+		oldest, count, err := c.evicted(p, after, target[p])
+		if err != nil {
+			return err
+		}
+		if count > 0 {
+			if err := c.sendStaleFrame(p, after, oldest); err != nil {
+				return err
+			}
+			if c.staleSent == nil {
+				c.staleSent = map[int32]bool{}
+			}
+			c.staleSent[p] = true
+		}
+	}
+	return nil
 }
 
 // resumeThreads replays the given threads through the thread index, with
@@ -233,9 +346,7 @@ threads:
 func (c *conn) cursorReset(token string) error {
 	adminToken := c.h.cfg.AdminToken
 	if adminToken == "" || !(c.admin || tokenMatches(token, adminToken)) {
-		if m := c.h.metrics; m != nil {
-			m.RejectedLimit.WithLabelValues("cursor_reset").Inc()
-		}
+		c.h.countReject(RejectCursorReset)
 		msg := "cursor_reset needs the admin token (DASHSTREAM_ADMIN_TOKEN)"
 		if adminToken == "" {
 			msg = "cursor_reset is disabled: no admin token is configured (DASHSTREAM_ADMIN_TOKEN)"

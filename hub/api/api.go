@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"io/fs"
 	"log/slog"
@@ -76,6 +77,13 @@ type Deps struct {
 	// Hub returns the delivery-side snapshot for /health; see
 	// HubFactsFunc.
 	Hub func(now time.Time) HubFacts
+	// StoreHealth, when set, checks that the store's backend answers
+	// (for the Redis store: (*redis.Store).Ping). /health calls it on
+	// every request, bounded by StoreHealthTimeout; an error makes
+	// `status` "degraded", shows in `store.error` and adds a CRITICAL
+	// alert, even when ingest has nothing to append (DECISIONS D7). Nil:
+	// the store is only judged by ingest's append errors.
+	StoreHealth func(ctx context.Context) error
 	// WebSocket, when set, is mounted at GET /ws (hub.Hub).
 	WebSocket http.Handler
 	Logger    *slog.Logger

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -227,8 +228,25 @@ func orDefault(p *int64, d int64) int64 {
 	return *p
 }
 
+// StoreHealthTimeout bounds one Deps.StoreHealth call; a check that takes
+// longer counts as unreachable.
+const StoreHealthTimeout = 2 * time.Second
+
+// checkStore runs Deps.StoreHealth; "" means healthy or not configured.
+func (s *server) checkStore(ctx context.Context) string {
+	if s.deps.StoreHealth == nil {
+		return ""
+	}
+	ctx, cancel := context.WithTimeout(ctx, StoreHealthTimeout)
+	defer cancel()
+	if err := s.deps.StoreHealth(ctx); err != nil {
+		return "backend unreachable: " + err.Error()
+	}
+	return ""
+}
+
 // buildHealth derives /health from the facts (reference §2.3, DECISIONS D7).
-func (s *server) buildHealth(now time.Time) healthResponse {
+func (s *server) buildHealth(ctx context.Context, now time.Time) healthResponse {
 	var in IngestFacts
 	if s.deps.Ingest != nil {
 		in = s.deps.Ingest()
@@ -282,6 +300,10 @@ func (s *server) buildHealth(now time.Time) healthResponse {
 	}
 	st.Paused = in.Paused
 	st.Error = in.StoreError
+	backendErr := s.checkStore(ctx)
+	if st.Error == "" {
+		st.Error = backendErr
+	}
 	if in.Paused && in.PausedPartition >= 0 {
 		p, o := in.PausedPartition, in.PausedOffset
 		st.PausedPartition, st.PausedOffset = &p, &o
@@ -374,8 +396,10 @@ func (s *server) buildHealth(now time.Time) healthResponse {
 			*st.PausedPartition, *st.PausedOffset))
 	case st.Full:
 		alerts = append(alerts, "CRITICAL: Store full; ingest paused until retention frees space. Raise DASHSTREAM_MAX_DB_BYTES or lower DASHSTREAM_RETENTION_BYTES/AGE.")
-	case st.Paused || st.Error != "":
+	case st.Paused:
 		alerts = append(alerts, "CRITICAL: Ingest paused: store unavailable ("+st.Error+").")
+	case st.Error != "":
+		alerts = append(alerts, "CRITICAL: Store unavailable ("+st.Error+"); replays and ingest will fail until it is back.")
 	}
 
 	return healthResponse{
@@ -390,5 +414,5 @@ func (s *server) buildHealth(now time.Time) healthResponse {
 }
 
 func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, s.buildHealth(s.now()))
+	writeJSON(w, http.StatusOK, s.buildHealth(r.Context(), s.now()))
 }

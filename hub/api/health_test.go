@@ -1,6 +1,8 @@
 package api_test
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +196,63 @@ func TestHubFactsFunc(t *testing.T) {
 	}
 	if f.TailRecords != 1 {
 		t.Errorf("TailRecords = %d, want 1", f.TailRecords)
+	}
+}
+
+// TestHealthStoreBackendCheck: Deps.StoreHealth makes /health degraded
+// when the store's backend does not answer, even with no appends, and
+// shows why in store.error; a check that hangs counts as unreachable.
+func TestHealthStoreBackendCheck(t *testing.T) {
+	flowing := api.IngestFacts{MessagesReceived: 500, LastMessage: testNow.Add(-3 * time.Second),
+		MessagesLast120s: 150, PausedPartition: -1, PausedOffset: -1}
+	tests := []struct {
+		name   string
+		check  func(ctx context.Context) error
+		status string
+		err    string // substring of store.error; "" = absent
+	}{
+		{"reachable", func(context.Context) error { return nil }, "healthy", ""},
+		{"unreachable", func(context.Context) error { return errors.New("dial tcp 127.0.0.1:6379: connection refused") },
+			"degraded", "backend unreachable: dial tcp 127.0.0.1:6379: connection refused"},
+		{"hangs", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }, "degraded", "deadline exceeded"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			srv := start(t, api.Config{}, api.Deps{
+				Store:  newMemStore(t),
+				Ingest: func() api.IngestFacts { return flowing },
+				StoreHealth: func(ctx context.Context) error {
+					calls++
+					if _, ok := ctx.Deadline(); !ok {
+						t.Error("StoreHealth called without a deadline")
+					}
+					return tc.check(ctx)
+				},
+			})
+			h := get(t, srv.URL+"/health").want(t, 200).object(t)
+			if calls != 1 {
+				t.Errorf("StoreHealth called %d times", calls)
+			}
+			s := h["store"].(map[string]any)
+			for _, k := range storeKeys {
+				if _, ok := s[k]; !ok {
+					t.Errorf("store.%s missing", k)
+				}
+			}
+			e, hasErr := s["error"].(string)
+			alert, _ := h["alert"].(string)
+			switch {
+			case h["status"] != tc.status:
+				t.Errorf("status %v, want %s", h["status"], tc.status)
+			case tc.err == "" && (hasErr || alert != ""):
+				t.Errorf("store.error %q, alert %q", e, alert)
+			case tc.err != "" && (!strings.Contains(e, tc.err) || !strings.Contains(alert, "CRITICAL: Store unavailable")):
+				t.Errorf("store.error %q, alert %q; want %q", e, alert, tc.err)
+			}
+			if s["paused"] != false {
+				t.Errorf("store.paused %v: an unreachable backend does not pause by itself", s["paused"])
+			}
+		})
 	}
 }
