@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 10s
 PKGS      := ./...
 
-.PHONY: all build webui test test-ui test-ui-long test-long demo proto lint fuzz bench soak faults clean
+.PHONY: all build webui test test-ui test-ui-long test-long demo proto lint fuzz bench soak demo-soak faults clean
 
 all: build
 
@@ -117,6 +117,14 @@ SOAK ?= 10m
 soak:
 	OUT=$(CURDIR)/soak-out scripts/soak.sh $(SOAK)
 
+# Demo soak: `dashstream demo` with its own caps for DEMO_SOAK (default
+# 30m), producing fast enough to reach them; demo-soak-out/demo.csv,
+# demo.json and demo.png (store file, broker log, RSS). Fails unless all
+# three level off and SIGTERM exits 0 within 10 s.
+DEMO_SOAK ?= 30m
+demo-soak:
+	OUT=$(CURDIR)/demo-soak-out scripts/demo-soak.sh $(DEMO_SOAK)
+
 # Fault harness, long variants, without the race detector (the stalled-
 # client p99 check applies): broker restart, store full, stalled clients,
 # reconnect storm, 100 SIGKILLs mid-ingest. FAULT=<name> runs one.
@@ -125,4 +133,4 @@ faults:
 	scripts/faults.sh $(FAULT)
 
 clean:
-	rm -rf bin out webui/dist webui/test-results soak-out
+	rm -rf bin out webui/dist webui/test-results soak-out demo-soak-out

@@ -37,6 +37,8 @@ const (
 	defaultKafkaAddr       = "127.0.0.1:9092"
 	defaultRunsPerSecond   = 2.0
 	defaultRedisURL        = "redis://127.0.0.1:6379"
+	defaultRedisTTL        = time.Hour // REDIS_MESSAGE_TTL_SECS (reference §4.2: 0 ⇒ 3600)
+	defaultRedisMaxSeqs    = 10000     // REDIS_MAX_SEQUENCES (reference §4.6)
 	defaultBuildInfo       = "unknown"
 	expectedSchemasFile    = "expected_schemas.json"
 	minMaxDBBytes          = 256 << 10 // the smallest file cap bolt accepts
@@ -105,12 +107,17 @@ type storeConfig struct {
 	// and the demo broker's log live here.
 	DataDir string
 	// Retention is the retention in force (DASHSTREAM_RETENTION_*,
-	// DASHSTREAM_MAX_DB_BYTES).
+	// DASHSTREAM_MAX_DB_BYTES). With Redis only MaxRecordsPerPartition
+	// applies (DASHSTREAM_RETENTION_RECORDS if set, else
+	// REDIS_MAX_SEQUENCES); the other fields are 0.
 	Retention store.Retention
 	// Fsync is DASHSTREAM_FSYNC.
 	Fsync bool
 	// RedisURL is REDIS_URL when Kind is "redis", else empty.
 	RedisURL string
+	// RedisTTL is REDIS_MESSAGE_TTL_SECS when Kind is "redis" (default
+	// and 0: 3600 s), else 0.
+	RedisTTL time.Duration
 }
 
 // modeDefaults are the DECISIONS D1 defaults that differ between serve and
@@ -156,7 +163,7 @@ func cfgFlags() []cfgFlag {
 		{name: "store", env: "DASHSTREAM_STORE", arg: "KIND", serveDef: "bolt", demoDef: "bolt",
 			help: "bolt (file in the data dir), memory or redis (uses REDIS_URL)"},
 		{name: "retention-records", env: "DASHSTREAM_RETENTION_RECORDS", arg: "N", serveDef: "0", demoDef: "0",
-			help: "max records kept per partition; 0 = no count limit"},
+			help: "max records kept per partition; 0 = no count limit (redis: unset = REDIS_MAX_SEQUENCES)"},
 		{name: "retention-age", env: "DASHSTREAM_RETENTION_AGE", arg: "DURATION",
 			serveDef: formatDuration(serve.retentionAge), demoDef: formatDuration(demo.retentionAge),
 			help: "max record age, a Go duration (72h, 90m); 0 = no age limit"},
@@ -246,9 +253,11 @@ func cfgEnvRows(mode string) []cfgEnvRow {
 		{"WEBSOCKET_SEND_TIMEOUT_SECS", "5", "per-frame send timeout (0 = default)"},
 		{"SLOW_CLIENT_DISCONNECT_THRESHOLD", "1000", "lagged records before disconnect (0 = never)"},
 		{"SLOW_CLIENT_LAG_WINDOW_SECS", "60", "lag window (0 = connection lifetime)"},
-		{"REPLAY_TIMEOUT_SECS", "30", "resume without progress ends (0 = default)"},
+		{"REPLAY_TIMEOUT_SECS", "30", "a resume ends after this long without progress (as a whole with REPLAY_MAX_TOTAL) (0 = default)"},
 		{"REPLAY_MAX_TOTAL", "0", "records per resume (0 = no cap)"},
 		{"REDIS_URL", defaultRedisURL, "Redis store address (only with --store redis)"},
+		{"REDIS_MESSAGE_TTL_SECS", "3600", "Redis key TTL (0 = default; only with --store redis)"},
+		{"REDIS_MAX_SEQUENCES", strconv.Itoa(defaultRedisMaxSeqs), "Redis records per partition, unless --retention-records is set"},
 		{"EXPECTED_SCHEMAS_PATH", "see meaning", "expected-schema file (default <data dir>/" + expectedSchemasFile + ")"},
 		{"RUST_LOG", "info", "log level: error|warn|info|debug|trace (most verbose directive wins)"},
 		{"OTEL_*", "-", "accepted and ignored"},
@@ -613,6 +622,7 @@ func (c *config) loadStore(src *cfgSource) {
 		default:
 			st.RedisURL = raw
 		}
+		c.loadRedisRetention(src)
 	}
 
 	dir, name := src.get("DASHSTREAM_DATA_DIR")
@@ -632,6 +642,29 @@ func (c *config) loadStore(src *cfgSource) {
 		dir = filepath.Clean(dir)
 	}
 	st.DataDir = dir
+}
+
+// loadRedisRetention reads REDIS_MESSAGE_TTL_SECS and REDIS_MAX_SEQUENCES
+// (reference §4.2, §4.6) for the Redis store. Like the reference it keeps
+// REDIS_MAX_SEQUENCES (10000) records per partition unless
+// DASHSTREAM_RETENTION_RECORDS says otherwise (its 0 = no count limit, the
+// TTL alone bounds the buffer). Age and byte retention do not apply:
+// keys expire by TTL.
+func (c *config) loadRedisRetention(src *cfgSource) {
+	st := &c.Store
+	st.RedisTTL = src.seconds("REDIS_MESSAGE_TTL_SECS", defaultRedisTTL, true)
+	maxSeqs := int64(defaultRedisMaxSeqs)
+	if v, name := src.get("REDIS_MAX_SEQUENCES"); v != "" {
+		maxSeqs = src.parseInt(name, v, maxSeqs, 0, math.MaxInt64, false)
+		if maxSeqs == 0 {
+			// The reference would trim every ZSET to nothing.
+			src.fail(name, v, "0 would keep no record; set DASHSTREAM_RETENTION_RECORDS=0 for no count limit")
+		}
+	}
+	if v, _ := src.get("DASHSTREAM_RETENTION_RECORDS"); v == "" {
+		st.Retention.MaxRecordsPerPartition = maxSeqs
+	}
+	st.Retention.MaxAge, st.Retention.MaxBytes, st.Retention.MaxFileBytes = 0, 0, 0
 }
 
 // defaultDataDir is $XDG_CACHE_HOME/dashstream, else ~/.cache/dashstream:
@@ -953,7 +986,21 @@ func (c *config) collectIgnored(src *cfgSource) {
 			c.Ignored = append(c.Ignored, fmt.Sprintf("KAFKA_BROKERS=%q ignored: demo consumes its embedded broker (--kafka-addr %s)", v, c.KafkaAddr))
 		}
 	}
-	if c.Store.Kind != "redis" {
+	if c.Store.Kind == "redis" {
+		if v, name := src.get("DASHSTREAM_RETENTION_RECORDS"); v != "" && strings.TrimSpace(src.getenv("REDIS_MAX_SEQUENCES")) != "" {
+			c.Ignored = append(c.Ignored, fmt.Sprintf("REDIS_MAX_SEQUENCES ignored: %s=%s sets the count limit", name, v))
+		}
+		for _, env := range []string{"DASHSTREAM_RETENTION_AGE", "DASHSTREAM_RETENTION_BYTES", "DASHSTREAM_MAX_DB_BYTES"} {
+			if v, name := src.get(env); v != "" {
+				c.Ignored = append(c.Ignored, fmt.Sprintf("%s ignored: it does not apply to the Redis store (keys expire after REDIS_MESSAGE_TTL_SECS)", name))
+			}
+		}
+		for _, n := range []string{"REDIS_MAX_CONCURRENT_WRITES", "REDIS_ZCARD_CHECK_CADENCE", "REDIS_CLEAR_TIMEOUT_SECS"} {
+			if strings.TrimSpace(src.getenv(n)) != "" {
+				c.Ignored = append(c.Ignored, n+" ignored: the Redis store has no such setting (it writes and trims each ingest batch in one script, synchronously)")
+			}
+		}
+	} else {
 		if strings.TrimSpace(src.getenv("REDIS_URL")) != "" {
 			c.Ignored = append(c.Ignored, fmt.Sprintf("REDIS_URL ignored: the store is %s (set DASHSTREAM_STORE=redis to use Redis)", c.Store.Kind))
 		}
@@ -965,6 +1012,10 @@ func (c *config) collectIgnored(src *cfgSource) {
 	}
 	if strings.TrimSpace(src.getenv("REPLAY_BUFFER_MEMORY_SIZE")) != "" {
 		c.Ignored = append(c.Ignored, "REPLAY_BUFFER_MEMORY_SIZE ignored: the store keeps the history; WEBSOCKET_BUFFER_SIZE sizes the in-memory tail")
+	}
+	sec := c.Ingest.WithDefaults().Security
+	if names := sec.Ignored(); len(names) > 0 {
+		c.Ignored = append(c.Ignored, fmt.Sprintf("%s ignored: KAFKA_SECURITY_PROTOCOL is %s", strings.Join(names, ", "), sec.Protocol))
 	}
 }
 
@@ -993,17 +1044,23 @@ func (c *config) Summary() string {
 		}
 		return f(n)
 	}
-	fileCap := limit(r.MaxFileBytes, formatBytes)
-	if st.Kind != "bolt" {
-		fileCap = "n/a"
+	if st.Kind == "redis" {
+		// Only the count limit and the key TTL apply (loadRedisRetention).
+		fmt.Fprintf(&b, "retention: records/partition %s, key TTL %s (age and byte limits do not apply to redis)\n",
+			limit(r.MaxRecordsPerPartition, func(n int64) string { return strconv.FormatInt(n, 10) }), formatDuration(st.RedisTTL))
+	} else {
+		fileCap := limit(r.MaxFileBytes, formatBytes)
+		if st.Kind != "bolt" {
+			fileCap = "n/a"
+		}
+		age := "no limit"
+		if r.MaxAge > 0 {
+			age = formatDuration(r.MaxAge)
+		}
+		fmt.Fprintf(&b, "retention: records/partition %s, age %s, bytes %s, file cap %s\n",
+			limit(r.MaxRecordsPerPartition, func(n int64) string { return strconv.FormatInt(n, 10) }),
+			age, limit(r.MaxBytes, formatBytes), fileCap)
 	}
-	age := "no limit"
-	if r.MaxAge > 0 {
-		age = formatDuration(r.MaxAge)
-	}
-	fmt.Fprintf(&b, "retention: records/partition %s, age %s, bytes %s, file cap %s\n",
-		limit(r.MaxRecordsPerPartition, func(n int64) string { return strconv.FormatInt(n, 10) }),
-		age, limit(r.MaxBytes, formatBytes), fileCap)
 	if st.Kind == "bolt" {
 		if st.Fsync {
 			fmt.Fprintln(&b, "fsync: on (every commit is durable)")

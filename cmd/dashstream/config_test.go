@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -493,6 +494,14 @@ func TestConfigIgnored(t *testing.T) {
 		t.Errorf("default REDIS_URL = %q", c.Store.RedisURL)
 	}
 
+	// SASL settings without a sasl_* protocol would silently connect in
+	// plaintext: they are named (never their values).
+	c = cfgTestLoad(t, modeServe, nil, cfgTestEnv("KAFKA_SASL_USERNAME", "svc", "KAFKA_SASL_PASSWORD", "hunter2"))
+	all = strings.Join(c.Ignored, "\n")
+	if !strings.Contains(all, "KAFKA_SASL_USERNAME, KAFKA_SASL_PASSWORD ignored: KAFKA_SECURITY_PROTOCOL is plaintext") || strings.Contains(all, "hunter2") {
+		t.Errorf("SASL without sasl_*: Ignored = %q", c.Ignored)
+	}
+
 	// Demo ignores KAFKA_BROKERS, even an invalid one.
 	c = cfgTestLoad(t, modeDemo, nil, cfgTestEnv("KAFKA_BROKERS", " , "))
 	if len(c.Ignored) != 1 || !strings.Contains(c.Ignored[0], "KAFKA_BROKERS") {
@@ -599,6 +608,71 @@ func TestConfigSummary(t *testing.T) {
 		"brokers embedded 127.0.0.1:9092", "demo producer: off", "auth: off", "WARNING"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("demo Summary lacks %q:\n%s", want, s)
+		}
+	}
+}
+
+// TestConfigRedisRetention: with the Redis store, REDIS_MAX_SEQUENCES and
+// REDIS_MESSAGE_TTL_SECS are read and checked at load, the count limit is
+// REDIS_MAX_SEQUENCES unless DASHSTREAM_RETENTION_RECORDS is set, and the
+// summary shows only the retention that applies.
+func TestConfigRedisRetention(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		env     []string
+		records int64
+		ttl     time.Duration
+		ignored string // a substring of the ignored messages; "" wants none
+	}{
+		{name: "defaults", records: 10000, ttl: time.Hour},
+		{name: "reference vars", env: []string{"REDIS_MAX_SEQUENCES", "500", "REDIS_MESSAGE_TTL_SECS", "60"}, records: 500, ttl: time.Minute},
+		{name: "ttl 0 is 3600", env: []string{"REDIS_MESSAGE_TTL_SECS", "0"}, records: 10000, ttl: time.Hour},
+		{name: "retention records wins", env: []string{"DASHSTREAM_RETENTION_RECORDS", "42", "REDIS_MAX_SEQUENCES", "500"},
+			records: 42, ttl: time.Hour, ignored: "REDIS_MAX_SEQUENCES ignored: DASHSTREAM_RETENTION_RECORDS=42"},
+		{name: "retention records 0 is no count limit", args: []string{"--retention-records", "0"}, records: 0, ttl: time.Hour},
+		{name: "age and bytes do not apply", env: []string{"DASHSTREAM_RETENTION_AGE", "1h", "DASHSTREAM_RETENTION_BYTES", "1MiB"},
+			records: 10000, ttl: time.Hour, ignored: "DASHSTREAM_RETENTION_AGE ignored"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := cfgTestLoad(t, modeServe, append([]string{"--store", "redis"}, tc.args...), cfgTestEnv(tc.env...))
+			want := store.Retention{MaxRecordsPerPartition: tc.records}
+			if c.Store.Retention != want || c.Store.RedisTTL != tc.ttl {
+				t.Errorf("Retention %+v, TTL %v; want %+v, %v", c.Store.Retention, c.Store.RedisTTL, want, tc.ttl)
+			}
+			all := strings.Join(c.Ignored, "\n")
+			if (tc.ignored == "") != (all == "") || !strings.Contains(all, tc.ignored) {
+				t.Errorf("Ignored = %q, want %q", all, tc.ignored)
+			}
+			s := c.Summary()
+			limit := "no limit"
+			if tc.records > 0 {
+				limit = strconv.FormatInt(tc.records, 10)
+			}
+			if w := "retention: records/partition " + limit + ", key TTL " + formatDuration(tc.ttl); !strings.Contains(s, w) {
+				t.Errorf("Summary lacks %q:\n%s", w, s)
+			}
+			if strings.Contains(s, "file cap") || strings.Contains(s, "fsync") {
+				t.Errorf("Summary shows bolt-only settings for redis:\n%s", s)
+			}
+		})
+	}
+
+	for _, tc := range []struct{ env, value, want string }{
+		{"REDIS_MESSAGE_TTL_SECS", "1h", `REDIS_MESSAGE_TTL_SECS="1h": not a whole number of seconds`},
+		{"REDIS_MESSAGE_TTL_SECS", "-1", `REDIS_MESSAGE_TTL_SECS="-1": out of range`},
+		{"REDIS_MAX_SEQUENCES", "many", `REDIS_MAX_SEQUENCES="many": not an integer`},
+		{"REDIS_MAX_SEQUENCES", "-5", `REDIS_MAX_SEQUENCES="-5": out of range`},
+		{"REDIS_MAX_SEQUENCES", "0", `REDIS_MAX_SEQUENCES="0": 0 would keep no record`},
+	} {
+		_, err := loadConfigTo(modeServe, []string{"--store=redis"}, cfgTestEnv(tc.env, tc.value), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s=%s: error %v, want %q", tc.env, tc.value, err, tc.want)
+		}
+		// Without the Redis store they are ignored, not checked.
+		c := cfgTestLoad(t, modeServe, nil, cfgTestEnv(tc.env, tc.value))
+		if !strings.Contains(strings.Join(c.Ignored, "\n"), tc.env+" ignored") {
+			t.Errorf("bolt store: %s=%s not reported ignored: %q", tc.env, tc.value, c.Ignored)
 		}
 	}
 }

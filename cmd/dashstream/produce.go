@@ -51,13 +51,15 @@ func parseProduceFlags(args []string, stderr io.Writer) (*produceFlags, error) {
 	fs.StringVar(&f.topic, "topic", "dashstream-quality", "Kafka topic")
 	fs.IntVar(&f.runs, "runs", 0, "number of graph runs to produce (0 = no limit)")
 	fs.IntVar(&f.concurrency, "concurrency", synth.DefaultConcurrency, "graph runs in flight at once (their records interleave)")
-	fs.Float64Var(&f.rate, "rate", 0, "records per second (0 = unlimited)")
+	fs.Float64Var(&f.rate, "rate", 0, "Kafka records per second, also with --out (0 = unlimited); it paces records, not messages: an EventBatch record carries many")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (0 = no limit)")
 	fs.Int64Var(&f.seed, "seed", 0, "RNG seed: the same seed gives the same runs (default: random, printed)")
 	fs.StringVar(&f.shape, "shape", synth.ShapeMixed, "graph shape: "+strings.Join(synth.Shapes(), "|"))
 	fs.IntVar(&f.minMessages, "min-messages", 0, "each run carries at least this many messages")
 	fs.IntVar(&f.partitions, "partitions", synth.DefaultPartitions, "partition count the records of --out are assigned for (only with --out)")
-	fs.StringVar(&f.out, "out", "", "write records to this corpus file instead of Kafka")
+	fs.StringVar(&f.out, "out", "", "write records to this corpus file instead of Kafka. Format (wire/synth): magic \"DSCORP1\\n\",\n"+
+		"then per record: uvarint partition, uvarint key length, key, uvarint value length, value (the framed Kafka value);\n"+
+		"uvarints are unsigned LEB128 (encoding/binary)")
 	fs.DurationVar(&f.progress, "progress", 2*time.Second, "progress report interval on stderr (0 = off)")
 	fs.IntVar(&f.batchSize, "batch-size", 0, "EventBatch size: 0 = some runs batch (by seed), 1 = never, N = always N")
 	fs.IntVar(&f.checkpoints, "checkpoint-interval", 0, "Checkpoint every N diffs: 0 = some runs (by seed), -1 = never")

@@ -45,8 +45,9 @@ func newLogger(cfg *config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the configured store. namespace is the reference §4.3
-// resume namespace; the Redis store keys its data by it (D2).
-func openStore(ctx context.Context, cfg *config, namespace string, logger *slog.Logger) (store.Store, error) {
+// resume namespace; the Redis store keys its data by it (D2) and feeds the
+// reference's Redis series of hm.
+func openStore(ctx context.Context, cfg *config, namespace string, hm *hub.Metrics, logger *slog.Logger) (store.Store, error) {
 	switch cfg.Store.Kind {
 	case "memory":
 		return memory.New(memory.Config{Retention: cfg.Store.Retention}), nil
@@ -57,19 +58,39 @@ func openStore(ctx context.Context, cfg *config, namespace string, logger *slog.
 		return bolt.Open(filepath.Join(cfg.Store.DataDir, bolt.FileName), bolt.Options{
 			Retention: cfg.Store.Retention, Fsync: cfg.Store.Fsync, Logger: logger})
 	case "redis":
-		ttl := time.Duration(0)
-		if v := strings.TrimSpace(os.Getenv("REDIS_MESSAGE_TTL_SECS")); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 0 {
-				return nil, fmt.Errorf("REDIS_MESSAGE_TTL_SECS=%q: want a whole number of seconds (0 = 3600)", v)
-			}
-			ttl = time.Duration(n) * time.Second
-		}
 		redisstore.SetClientLogger(logger)
-		return redisstore.Open(ctx, cfg.Store.RedisURL, redisstore.Options{Namespace: namespace, TTL: ttl,
-			Retention: store.Retention{MaxRecordsPerPartition: cfg.Store.Retention.MaxRecordsPerPartition}, Logger: logger})
+		return redisstore.Open(ctx, cfg.Store.RedisURL, redisstore.Options{
+			Namespace: namespace, TTL: cfg.Store.RedisTTL, Retention: cfg.Store.Retention, Logger: logger,
+			Observer: redisstore.Observer{
+				ReadHit: hm.RedisHits.Inc, ReadMiss: hm.RedisMisses.Inc,
+				WriteFailure: hm.RedisWriteFailures.Inc, Error: hm.RedisErrors.Inc,
+				Latency: func(op string, d time.Duration) {
+					hm.RedisLatency.WithLabelValues(op).Observe(float64(d) / float64(time.Millisecond))
+				},
+			},
+		})
 	}
 	return nil, fmt.Errorf("DASHSTREAM_STORE=%q: want bolt, memory or redis", cfg.Store.Kind)
+}
+
+// redisMaxSequences is the per-partition count limit /health reports as
+// replay_buffer.redis_max_sequences: the one in force with the Redis
+// store, else 0.
+func redisMaxSequences(cfg *config) int64 {
+	if cfg.Store.Kind != "redis" {
+		return 0
+	}
+	return cfg.Store.Retention.MaxRecordsPerPartition
+}
+
+// storeHealth returns the /health backend check of a store with a
+// backend that can be unreachable (Redis: Ping), else nil. Without it an
+// idle server would look healthy with its Redis down.
+func storeHealth(st store.Store) func(context.Context) error {
+	if p, ok := st.(interface{ Ping(context.Context) error }); ok {
+		return p.Ping
+	}
+	return nil
 }
 
 // hubNotifier forwards ingest's notifications to the hub.
@@ -118,6 +139,14 @@ func registerStoreMetrics(reg prometheus.Registerer, st store.Store) {
 	)
 }
 
+// Shutdown budgets: ingest gets ingestStopBudget to drain, the hub and
+// the HTTP server what is left of shutdownBudget (at least 3 s). Both stay
+// well under the 10 s a SIGTERM is promised to take.
+const (
+	shutdownBudget   = 8 * time.Second
+	ingestStopBudget = 5 * time.Second
+)
+
 // serve runs the server until ctx ends. ready, if set, gets the HTTP
 // address once it listens.
 func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready func(addr string)) error {
@@ -135,19 +164,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 		brokers = "embedded" // the namespace must not change with the embedded broker's port (D2)
 	}
 	namespace := wire.ResumeNamespace(cfg.KafkaClusterID, ic.Topic, ic.GroupID, brokers)
-	st, err := openStore(ctx, cfg, namespace, logger)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	registerStoreMetrics(reg, st)
-	ingMetrics, err := ingest.NewMetrics(reg)
-	if err != nil {
-		return err
-	}
 	var h *hub.Hub
 	hubMetrics := hub.NewMetrics(reg, start, func() int {
 		if h == nil {
@@ -156,6 +175,16 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 		n, _ := h.Tail().Len()
 		return n
 	})
+	st, err := openStore(ctx, cfg, namespace, hubMetrics, logger)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	registerStoreMetrics(reg, st)
+	ingMetrics, err := ingest.NewMetrics(reg)
+	if err != nil {
+		return err
+	}
 	if h, err = hub.New(cfg.Hub, st, hubMetrics, logger); err != nil {
 		return err
 	}
@@ -169,11 +198,13 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 		Namespace:  namespace,
 		KafkaTopic: ic.Topic, KafkaGroupID: ic.GroupID, MaxPayloadBytes: ic.MaxPayloadBytes,
 		DecodeErrorPolicy: string(ic.OnDecodeError), Start: start, TailMaxRecords: cfg.Hub.TailRecords,
+		RedisMessageTTLSecs: int64(cfg.Store.RedisTTL / time.Second), RedisMaxSequences: redisMaxSequences(cfg),
 		AuthToken: cfg.Hub.AuthToken, AdminToken: cfg.Hub.AdminToken,
 		ExpectedSchemasPath: cfg.ExpectedSchemasPath, Gatherer: reg, Assets: webui.Assets(),
 	}, api.Deps{
 		Store: st, Clients: h.Clients, Hub: api.HubFactsFunc(h, hubMetrics), WebSocket: h, Logger: logger,
-		Ingest: func() api.IngestFacts { return ingestFacts(ing.Status()) },
+		Ingest:      func() api.IngestFacts { return ingestFacts(ing.Status()) },
+		StoreHealth: storeHealth(st),
 	})
 
 	ingCtx, stopIngest := context.WithCancel(context.Background())
@@ -215,6 +246,11 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 		runErr = fmt.Errorf("http server: %w", err)
 	}
 	logger.Info("shutting down")
+	// One budget for the whole shutdown keeps the promise that SIGTERM
+	// ends the process within 10 s, with time left to close the store
+	// (and, in demo, the producer and broker).
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownBudget)
+	defer cancel()
 	// Ingest first: it drains and makes its final append durable.
 	stopIngest()
 	select {
@@ -222,11 +258,9 @@ func serve(ctx context.Context, cfg *config, stdout, stderr io.Writer, ready fun
 		if err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
 			logger.Warn("ingest ended with an error", "err", err)
 		}
-	case <-time.After(10 * time.Second):
-		logger.Warn("ingest did not stop within 10s")
+	case <-time.After(ingestStopBudget):
+		logger.Warn("ingest did not stop in time", "waited", ingestStopBudget)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
 	h.Shutdown(sctx) // 1001 to every client
 	_ = srv.Shutdown(sctx)
 	return runErr

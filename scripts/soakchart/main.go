@@ -1,7 +1,8 @@
 // Command soakchart draws the chart of a soak run: it reads the soak.csv
-// that `dashstream bench --soak` writes and renders store file size,
-// server RSS, goroutines and produce → client latency over time as one
-// PNG. It is a module of its own, so that the plotting library stays out
+// that `dashstream bench --soak` (or the demo.csv of scripts/demo-soak.sh)
+// writes and renders store file size, broker log, server RSS, goroutines
+// and produce → client latency over time as one PNG, skipping the columns
+// the CSV lacks. It is a module of its own, so that the plotting library stays out
 // of the dashstream module.
 //
 //	go run . -in soak-out/soak.csv -out soak-out/soak.png
@@ -136,6 +137,16 @@ func verdictOf(path string) (warmup float64, ok bool, err error) {
 	return v.Warmup, v.OK, nil
 }
 
+// empty reports whether no series has a sample.
+func empty(ss []series) bool {
+	for _, s := range ss {
+		if len(s.pts) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // nonZero drops samples of intervals without any (latency 0).
 func nonZero(xys plotter.XYs) plotter.XYs {
 	var out plotter.XYs
@@ -168,6 +179,7 @@ func run(in, out, title, verdictPath string) error {
 		ss            []series
 	}{
 		{"store file size", "MiB", []series{{"file", scale(cols["file_bytes"], mib)}}},
+		{"embedded broker log", "MiB", []series{{"broker log", scale(cols["kafka_bytes"], mib)}}},
 		{"server RSS", "MiB", []series{{"rss", scale(cols["rss_bytes"], mib)}}},
 		{"server goroutines", "goroutines", []series{{"goroutines", cols["goroutines"]}}},
 		{"records retained (retention active: the count levels off)", "records", []series{{"retained", cols["store_records"]}}},
@@ -175,6 +187,9 @@ func run(in, out, title, verdictPath string) error {
 		{"produce → client latency, and the disk's own fdatasync", "ms", []series{
 			{"p50", nonZero(cols["e2e_p50_ms"])}, {"p99", nonZero(cols["e2e_p99_ms"])}, {"disk fsync p99", nonZero(cols["disk_fsync_p99_ms"])}}},
 	} {
+		if empty(spec.ss) {
+			continue // a column this CSV does not have (the demo soak samples fewer)
+		}
 		p, err := panel(spec.title, spec.ylabel, spec.ss...)
 		if err != nil {
 			return err
