@@ -191,7 +191,16 @@ func (h *Hub) checkEpoch() bool {
 	if cur = h.st.Epoch(); cur == h.Epoch() {
 		return false
 	}
-	h.log.Warn("epoch changed; closing every connection", "old", h.Epoch(), "new", cur)
+	h.mu.Lock()
+	open := len(h.conns)
+	h.mu.Unlock()
+	// A fresh store takes the topic's epoch when ingest first sees the
+	// topic; with nobody connected that is routine, not a warning.
+	level := slog.LevelWarn
+	if open == 0 {
+		level = slog.LevelInfo
+	}
+	h.log.Log(context.Background(), level, "epoch changed; closing every connection", "old", h.Epoch(), "new", cur, "connections", open)
 	h.tail.Reset(h.st.IngestOffsets())
 	h.epoch.Store(&cur)
 	h.closeAll(CloseEpochChanged, "epoch_changed")
