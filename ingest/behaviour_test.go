@@ -153,19 +153,7 @@ func TestIngestLagGaugesDroppedWhenPartitionsGoAway(t *testing.T) {
 		return true
 	})
 
-	adm := kadmClient(t, c.ListenAddrs())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := adm.DeleteTopic(ctx, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	prod = itProducer(t, c.ListenAddrs()) // a fresh client: no cached topic id
-	waitFor(t, 15*time.Second, "produce to the new topic", func() bool {
-		return prod.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: eventPayload("new", 1)}).FirstErr() == nil
-	})
+	prod = recreateTopic(t, c.ListenAddrs(), 1)
 	waitFor(t, 20*time.Second, "new source", func() bool {
 		return metricValue(t, r.reg, "dashstream_store_resets_total", map[string]string{"reason": "topic_recreated"}) == 1
 	})

@@ -34,19 +34,7 @@ func TestIngestTopicRecreatedStartsNewSource(t *testing.T) {
 	waitNext(t, st, map[int32]int64{0: 10})
 	oldEpoch := st.Epoch()
 
-	adm := kadmClient(t, c.ListenAddrs())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := adm.DeleteTopic(ctx, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 2, 1, nil, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	prod = itProducer(t, c.ListenAddrs()) // a fresh client: no cached topic id
-	waitFor(t, 15*time.Second, "produce to the new topic", func() bool {
-		return prod.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: eventPayload("new", 1)}).FirstErr() == nil
-	})
+	prod = recreateTopic(t, c.ListenAddrs(), 2)
 	itProduce(t, prod, validRecs(0, 3, "new2")...)
 	waitFor(t, 20*time.Second, "new source", func() bool {
 		return metricValue(t, r.reg, "dashstream_store_resets_total", map[string]string{"reason": "topic_recreated"}) == 1
@@ -75,19 +63,7 @@ func TestIngestTopicRecreatedWhileStopped(t *testing.T) {
 	waitNext(t, st, map[int32]int64{0: 10})
 	r.stop(t)
 
-	adm := kadmClient(t, c.ListenAddrs())
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if _, err := adm.DeleteTopic(ctx, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := adm.CreateTopic(ctx, 1, 1, nil, itTopic); err != nil {
-		t.Fatal(err)
-	}
-	prod = itProducer(t, c.ListenAddrs()) // a fresh client: no cached topic id
-	waitFor(t, 15*time.Second, "produce to the new topic", func() bool {
-		return prod.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: eventPayload("new", 1)}).FirstErr() == nil
-	})
+	prod = recreateTopic(t, c.ListenAddrs(), 1)
 	r2 := startIngest(t, itConfig(c.ListenAddrs()), st)
 	waitNext(t, st, map[int32]int64{0: 1})
 	if v := metricValue(t, r2.reg, "dashstream_store_resets_total", map[string]string{"reason": "topic_recreated"}); v != 1 {
@@ -187,6 +163,27 @@ func TestIngestEvictedRangeRecorded(t *testing.T) {
 }
 
 // deleteBefore moves partition p's log start to offset (DeleteRecords).
+// recreateTopic deletes the topic and creates it again with partitions
+// partitions (a new topic id), returning a fresh producer (no cached topic
+// id) once a first record, eventPayload("new", 1) on partition 0, went in.
+func recreateTopic(t *testing.T, addrs []string, partitions int32) *kgo.Client {
+	t.Helper()
+	adm := kadmClient(t, addrs)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := adm.DeleteTopic(ctx, itTopic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateTopic(ctx, partitions, 1, nil, itTopic); err != nil {
+		t.Fatal(err)
+	}
+	prod := itProducer(t, addrs)
+	waitFor(t, 15*time.Second, "produce to the new topic", func() bool {
+		return prod.ProduceSync(ctx, &kgo.Record{Partition: 0, Value: eventPayload("new", 1)}).FirstErr() == nil
+	})
+	return prod
+}
+
 func deleteBefore(t *testing.T, adm *kadm.Client, p int32, offset int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
