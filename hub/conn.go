@@ -906,7 +906,7 @@ func (c *conn) sendEntry(e *Entry) error {
 		if c.storeReader {
 			limit = min(limit, c.storePageBytes())
 		}
-		if c.pendingSize >= limit {
+		if c.pendingSize >= limit || len(c.pending) >= c.h.cfg.BatchMaxRecords {
 			if err := c.flush(); err != nil {
 				return err
 			}

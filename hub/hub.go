@@ -18,13 +18,14 @@ type Config struct {
 	TailRecords         int           // WEBSOCKET_BUFFER_SIZE
 	TailBytes           int64         // 64 MiB
 	SendTimeout         time.Duration // WEBSOCKET_SEND_TIMEOUT_SECS
-	ReplayTimeout       time.Duration // REPLAY_TIMEOUT_SECS: bounds a whole resume (then error REPLAY_TIMEOUT, close 4004)
+	ReplayTimeout       time.Duration // REPLAY_TIMEOUT_SECS: bounds a resume's time without progress, the whole resume with ReplayMaxTotal (then error REPLAY_TIMEOUT, close 4004)
 	ReplayMaxTotal      int           // REPLAY_MAX_TOTAL: 0 = no cap (D4)
 	SlowThreshold       int64         // SLOW_CLIENT_DISCONNECT_THRESHOLD: 0 = never
 	SlowWindow          time.Duration // SLOW_CLIENT_LAG_WINDOW_SECS: 0 = lifetime
 	PageRecords         int           // store page size for replay and catch-up
 	PageBytes           int
 	BatchMaxBytes       int           // D6: payload bytes per batched frame
+	BatchMaxRecords     int           // D6: records per batched frame
 	ReplayMemory        int64         // what connections reading from the store hold together (pages, batches, frames), about
 	BatchLinger         time.Duration // D6: how long a batch waits for more records
 	MaxConnsPerIP       int           // WEBSOCKET_MAX_CONNECTIONS_PER_IP; negative rejects everyone
@@ -49,6 +50,7 @@ func DefaultConfig() Config {
 		PageRecords:         1000,
 		PageBytes:           1 << 20,
 		BatchMaxBytes:       1 << 20,
+		BatchMaxRecords:     1000,
 		ReplayMemory:        256 << 20,
 		BatchLinger:         2 * time.Millisecond,
 		MaxConnsPerIP:       10,
@@ -80,6 +82,9 @@ func (c *Config) fillDefaults() {
 	}
 	if c.BatchMaxBytes <= 0 {
 		c.BatchMaxBytes = d.BatchMaxBytes
+	}
+	if c.BatchMaxRecords <= 0 {
+		c.BatchMaxRecords = d.BatchMaxRecords
 	}
 	if c.ReplayMemory <= 0 {
 		c.ReplayMemory = d.ReplayMemory

@@ -183,19 +183,55 @@ func TestReplayMaxTotalCapsAndHoldsBack(t *testing.T) {
 }
 
 func TestThreadModeReplay(t *testing.T) {
-	ts := newTestServer(t, Config{}, nil)
-	ts.appendRecords(0, 5, "alpha") // seqs 1..5
-	ts.appendRecords(1, 3, "beta")  // seqs 1..3
-	ts.appendRecords(0, 2, "")
-	c := ts.dial("")
-	c.send(map[string]any{"type": "resume", "mode": "thread", "lastOffsetsByPartition": map[string]any{"0": "1"},
-		"lastSequencesByThread": map[string]any{"alpha": "2", "beta": 0}})
-	evs := c.until(wait, isType("replay_complete"))
-	got := records(t, evs)
-	checkExactlyOnce(t, got, 0, seq(2, 5))
-	checkExactlyOnce(t, got, 1, seq(0, 3))
-	if d := evs[len(evs)-1].Ctl; d["mode"] != "thread" || d["totalReplayed"].(float64) != 6 {
-		t.Fatalf("replay_complete %v", d)
+	for _, q := range []string{"", "?batch=1"} { // D6: batching works in thread mode too
+		t.Run(map[string]string{"": "paired", "?batch=1": "batched"}[q], func(t *testing.T) {
+			ts := newTestServer(t, Config{}, nil)
+			ts.appendRecords(0, 5, "alpha") // seqs 1..5
+			ts.appendRecords(1, 3, "beta")  // seqs 1..3
+			ts.appendRecords(0, 2, "")
+			c := ts.dial(q)
+			c.send(map[string]any{"type": "resume", "mode": "thread", "lastOffsetsByPartition": map[string]any{"0": "1"},
+				"lastSequencesByThread": map[string]any{"alpha": "2", "beta": 0}})
+			evs := c.until(wait, isType("replay_complete"))
+			got := records(t, evs)
+			checkExactlyOnce(t, got, 0, seq(2, 5))
+			checkExactlyOnce(t, got, 1, seq(0, 3))
+			if d := evs[len(evs)-1].Ctl; d["mode"] != "thread" || d["totalReplayed"].(float64) != 6 {
+				t.Fatalf("replay_complete %v", d)
+			}
+		})
+	}
+}
+
+// A batched frame (D6) is cut by record count as well as by bytes.
+func TestBatchCutByCount(t *testing.T) {
+	ts := newTestServer(t, Config{BatchMaxRecords: 10}, nil)
+	ts.appendRecords(0, 95, "")
+	c := ts.dial("?batch=1")
+	c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"0": "-1"}})
+	var got []rec
+	frames := 0
+	for done := false; !done; {
+		evs, err := c.next(wait)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) > 0 && evs[0].Rec != nil {
+			frames++
+			if len(evs) > 10 {
+				t.Fatalf("a batched frame carries %d records (limit 10)", len(evs))
+			}
+		}
+		for _, e := range evs {
+			if e.Rec != nil {
+				got = append(got, *e.Rec)
+			}
+			done = done || e.Type == "replay_complete"
+		}
+	}
+	checkExactlyOnce(t, got, 0, seq(0, 95))
+	if frames < 10 {
+		t.Fatalf("95 records in %d frames", frames)
 	}
 }
 
