@@ -235,6 +235,21 @@ func TestBatchCutByCount(t *testing.T) {
 	}
 }
 
+// A thread-mode resume from another epoch replays each requested thread
+// from its start, after the cursor_stale (D2).
+func TestEpochMismatchThreadMode(t *testing.T) {
+	ts := newTestServer(t, Config{}, nil)
+	ts.appendRecords(0, 5, "alpha") // seqs 1..5
+	c := ts.dial("")
+	c.send(map[string]any{"type": "resume", "mode": "thread", "epoch": "other-0",
+		"lastSequencesByThread": map[string]any{"alpha": "4"}})
+	evs := c.until(wait, isType("replay_complete"))
+	if evs[0].Type != "cursor_stale" || evs[0].Ctl["reason"] != "epoch" {
+		t.Fatalf("first frame %v", evs[0].Ctl)
+	}
+	checkExactlyOnce(t, records(t, evs), 0, seq(0, 5))
+}
+
 func TestEpochMismatchReplaysEverything(t *testing.T) {
 	ts := newTestServer(t, Config{}, nil)
 	ts.appendRecords(0, 20, "")

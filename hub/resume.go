@@ -99,6 +99,13 @@ func (c *conn) runResume(r *resumeRequest) error {
 		}
 	}
 	if mode == ModeThread {
+		if stale {
+			// Sequences of another history mean nothing here either:
+			// every requested thread replays from its start (D2).
+			for id := range r.Threads {
+				r.Threads[id] = 0
+			}
+		}
 		return c.resumeThreads(r)
 	}
 	start := time.Now()
