@@ -279,6 +279,22 @@ func metricValue(t testing.TB, reg prometheus.Gatherer, name string, labels map[
 	return -1
 }
 
+// histogramSum is the sum of an unlabelled histogram's observations.
+func histogramSum(t testing.TB, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 && mf.GetMetric()[0].Histogram != nil {
+			return mf.GetMetric()[0].Histogram.GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0
+}
+
 func labelsMatch(got []*dto.LabelPair, want map[string]string) bool {
 	if len(got) != len(want) {
 		return false

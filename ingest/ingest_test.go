@@ -136,6 +136,15 @@ func TestIngestAppendsEveryPartition(t *testing.T) {
 	if v := metricValue(t, r.reg, "websocket_kafka_messages_total", map[string]string{"status": "success"}); v != 155 {
 		t.Errorf("messages success = %v, want 155", v)
 	}
+	// The batch-size histogram has one sample per append, summing to the
+	// records appended.
+	appends := metricValue(t, r.reg, "dashstream_ingest_appends_total", nil)
+	if n := metricValue(t, r.reg, "dashstream_ingest_append_batch_records", nil); appends < 1 || n != appends {
+		t.Errorf("batch-size samples = %v, appends = %v", n, appends)
+	}
+	if sum := histogramSum(t, r.reg, "dashstream_ingest_append_batch_records"); sum != 155 {
+		t.Errorf("batch-size sum = %v, want 155 records", sum)
+	}
 	if v := metricValue(t, r.reg, "dashstream_sequence_gaps_total", nil); v != 1 {
 		t.Errorf("sequence gaps = %v, want 1", v)
 	}

@@ -796,6 +796,7 @@ func (i *Ingester) committed(b store.Batch) {
 	}
 	i.m.Appends.Inc()
 	i.m.AppendedRecords.Add(float64(len(b.Records)))
+	i.m.AppendBatch.Observe(float64(len(b.Records)))
 	for _, s := range b.Skipped {
 		i.m.SkippedOffsets.WithLabelValues(s.Reason).Add(float64(s.To - s.From))
 	}

@@ -89,6 +89,7 @@ type Metrics struct {
 	AppendRetries       prometheus.Counter   // dashstream_ingest_append_retries_total
 	AppendDuration      prometheus.Histogram // dashstream_ingest_append_duration_seconds
 	AppendedRecords     prometheus.Counter   // dashstream_ingest_records_total
+	AppendBatch         prometheus.Histogram // dashstream_ingest_append_batch_records
 	SkippedOffsets      *prometheus.CounterVec
 
 	lastMessage    atomic.Int64 // unix nanoseconds, 0 = never
@@ -172,6 +173,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	})
 	cs = append(cs, m.AppendDuration)
 	m.AppendedRecords = counter("dashstream_ingest_records_total", "Records appended to the store.")
+	m.AppendBatch = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "dashstream_ingest_append_batch_records", Help: "Records in one committed store append (batch size).",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 8), // 1 … 16384
+	})
+	cs = append(cs, m.AppendBatch)
 	m.SkippedOffsets = counterVec("dashstream_ingest_skipped_offsets_total", "Offsets recorded as skipped ranges, by reason.", "reason", "invalid", "evicted")
 
 	age := func(name, help string, v *atomic.Int64) prometheus.Collector {

@@ -54,12 +54,13 @@ var referenceMetricNames = []string{
 }
 
 // storeMetricNames are our dashstream_ series (docs/operations.md,
-// Metrics): store and ingest (append latency, bytes on disk, retained
+// Metrics): store and ingest (append latency, batch size, bytes on disk, retained
 // records, oldest record age, resets) and the hub's. All exist from
 // startup; dashstream_ws_closed_total{code} is left out, it has no series
 // before the first close.
 var storeMetricNames = []string{
 	"dashstream_ingest_append_duration_seconds",
+	"dashstream_ingest_append_batch_records",
 	"dashstream_ingest_appends_total",
 	"dashstream_ingest_records_total",
 	"dashstream_ingest_append_retries_total",
