@@ -24,24 +24,9 @@ func TestReplayTimeoutBoundsWholeResume(t *testing.T) {
 	c := ts.dialSmallBuffer("")
 	start := time.Now()
 	c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"10": "-1"}})
-	var got []rec
-	var errFrame map[string]any
-	for errFrame == nil {
-		evs, err := c.next(wait)
-		if err != nil {
-			t.Fatalf("after %d records: %v", len(got), err)
-		}
-		for _, e := range evs {
-			switch {
-			case e.Rec != nil:
-				got = append(got, *e.Rec)
-				time.Sleep(5 * time.Millisecond) // slow reader: 1000 records take 5 s
-			case e.Type == "error":
-				errFrame = e.Ctl
-			case e.Type == "replay_complete":
-				t.Fatalf("replay completed in %v despite the slow reader", time.Since(start))
-			}
-		}
+	got, errFrame := readReplaySlowly(t, c, func(int) { time.Sleep(5 * time.Millisecond) }) // 1000 records take 5 s
+	if errFrame["type"] == "replay_complete" {
+		t.Fatalf("replay completed in %v despite the slow reader", time.Since(start))
 	}
 	if errFrame["code"] != ErrCodeReplayTimeout {
 		t.Fatalf("error frame %v", errFrame)
@@ -89,26 +74,12 @@ func TestReplayTimeoutUncappedBoundsTimeWithoutProgress(t *testing.T) {
 			c := ts.dialSmallBuffer("")
 			start := time.Now()
 			c.send(map[string]any{"type": "resume", "lastOffsetsByPartition": map[string]any{"10": "-1"}})
-			var got []rec
-			var end map[string]any
-			for end == nil {
-				evs, err := c.next(wait)
-				if err != nil {
-					t.Fatalf("after %d records: %v", len(got), err)
+			got, end := readReplaySlowly(t, c, func(n int) {
+				time.Sleep(time.Millisecond) // 2000 records take at least 2 timeouts
+				if n == 200 {
+					time.Sleep(tc.pause)
 				}
-				for _, e := range evs {
-					switch {
-					case e.Rec != nil:
-						got = append(got, *e.Rec)
-						time.Sleep(time.Millisecond) // 2000 records take at least 2 timeouts
-						if len(got) == 200 {
-							time.Sleep(tc.pause)
-						}
-					case e.Type == "error", e.Type == "replay_complete":
-						end = e.Ctl
-					}
-				}
-			}
+			})
 			if end["type"] != tc.want {
 				t.Fatalf("got %v after %d records in %v, want %s", end, len(got), time.Since(start), tc.want)
 			}
@@ -130,6 +101,29 @@ func TestReplayTimeoutUncappedBoundsTimeWithoutProgress(t *testing.T) {
 			}
 			checkExactlyOnce(t, got, 10, seq(0, int64(len(got))))
 		})
+	}
+}
+
+// readReplaySlowly reads a replay's records, calling pace after each with
+// the count so far, until an `error` or `replay_complete` frame, which it
+// returns.
+func readReplaySlowly(t *testing.T, c *client, pace func(n int)) ([]rec, map[string]any) {
+	t.Helper()
+	var got []rec
+	for {
+		evs, err := c.next(wait)
+		if err != nil {
+			t.Fatalf("after %d records: %v", len(got), err)
+		}
+		for _, e := range evs {
+			switch {
+			case e.Rec != nil:
+				got = append(got, *e.Rec)
+				pace(len(got))
+			case e.Type == "error", e.Type == "replay_complete":
+				return got, e.Ctl
+			}
+		}
 	}
 }
 

@@ -452,15 +452,17 @@ func (s *Store) write(ctx context.Context, b *store.Batch, parts []*partWrite, e
 		if !errors.Is(err, berrors.ErrMaxSizeReached) {
 			return fmt.Errorf("store %s: append: %w", s.path, err)
 		}
-		encoded()
-		need = threads
-		for _, pw := range parts {
-			for _, j := range pw.jobs {
-				for _, e := range j.out {
-					need += blockFootprint(len(e.val))
+		if attempt == 0 { // from now on, the blocks' real size
+			encoded()
+			need = threads
+			for _, pw := range parts {
+				for _, j := range pw.jobs {
+					for _, e := range j.out {
+						need += blockFootprint(len(e.val))
+					}
 				}
+				need -= pw.tailFP
 			}
-			need -= pw.tailFP
 		}
 		if ctx.Err() != nil || attempt >= 64 {
 			return s.full(need, len(b.Records))
